@@ -1,0 +1,1 @@
+// Placeholder so a library target with no sources yet still builds.

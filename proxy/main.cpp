@@ -1,0 +1,5 @@
+#include <cstdio>
+int main() {
+    std::puts("popbridge: under construction");
+    return 0;
+}
