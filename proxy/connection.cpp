@@ -1,0 +1,494 @@
+#include "proxy/connection.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cstring>
+#include <new>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+namespace popbridge::proxy {
+namespace {
+
+// Reads are handed to the handler before the read callback returns, so one buffer per
+// loop thread serves every connection (no per-connection or per-read allocation).
+thread_local char g_read_buffer[64 * 1024];
+
+struct WriteReq {
+    uv_write_t req{};
+    std::string data;
+};
+
+bool is_ip_literal(const std::string& host) {
+    in6_addr a6{};
+    in_addr a4{};
+    return inet_pton(AF_INET, host.c_str(), &a4) == 1 || inet_pton(AF_INET6, host.c_str(), &a6) == 1;
+}
+
+std::string openssl_error_text() {
+    std::string out;
+    while (unsigned long e = ERR_get_error()) {
+        char buf[256];
+        ERR_error_string_n(e, buf, sizeof buf);
+        if (!out.empty())
+            out += "; ";
+        out += buf;
+    }
+    return out.empty() ? "unknown TLS error" : out;
+}
+
+} // namespace
+
+Connection::Connection(uv_loop_t* loop) : loop_(loop) {
+    uv_tcp_init(loop_, &tcp_);
+    tcp_.data = this;
+    tcp_open_ = true;
+    ++open_handles_;
+}
+
+Connection::~Connection() {
+    if (ssl_)
+        SSL_free(ssl_); // frees both memory BIOs
+}
+
+Connection* Connection::connect(uv_loop_t* loop, const std::string& host, uint16_t port,
+                                ConnectionHandler* handler) {
+    auto* c = new Connection(loop);
+    c->handler_ = handler;
+    c->connect_host_ = host;
+    c->connect_port_ = port;
+    c->remote_ = host + ":" + std::to_string(port);
+    auto* req = new uv_getaddrinfo_t{};
+    req->data = c;
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    std::string port_text = std::to_string(port);
+    ++c->open_handles_; // the resolver request keeps the connection alive too
+    int rc = uv_getaddrinfo(loop, req, &Connection::on_resolved, host.c_str(), port_text.c_str(),
+                            &hints);
+    if (rc < 0) {
+        delete req;
+        --c->open_handles_;
+        c->close(std::string("cannot resolve ") + host + ": " + uv_strerror(rc));
+    }
+    return c;
+}
+
+Connection* Connection::accept(uv_stream_t* server) {
+    auto* c = new Connection(server->loop);
+    if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp_)) != 0) {
+        c->close("accept failed");
+        return nullptr; // frees itself once closed; no handler to tell
+    }
+    uv_tcp_nodelay(&c->tcp_, 1);
+    c->note_peer_address();
+    c->start_reading();
+    return c;
+}
+
+void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) noexcept {
+    auto* c = static_cast<Connection*>(req->data);
+    delete req;
+    --c->open_handles_;
+    if (c->closing_) {
+        if (res)
+            uv_freeaddrinfo(res);
+        if (c->open_handles_ == 0)
+            c->finish_close();
+        return;
+    }
+    if (status < 0 || !res) {
+        c->close("cannot resolve " + c->connect_host_ + ": " + uv_strerror(status));
+        return;
+    }
+    // Prefer IPv4 when both exist: test upstreams and most POP3 servers listen there.
+    addrinfo* pick = res;
+    for (addrinfo* a = res; a; a = a->ai_next) {
+        if (a->ai_family == AF_INET) {
+            pick = a;
+            break;
+        }
+    }
+    auto* creq = new uv_connect_t{};
+    creq->data = c;
+    int rc = uv_tcp_connect(creq, &c->tcp_, pick->ai_addr, &Connection::on_connect);
+    uv_freeaddrinfo(res);
+    if (rc < 0) {
+        delete creq;
+        c->close(std::string("cannot connect: ") + uv_strerror(rc));
+    }
+}
+
+void Connection::on_connect(uv_connect_t* req, int status) noexcept {
+    auto* c = static_cast<Connection*>(req->data);
+    delete req;
+    if (status == UV_ECANCELED || c->closing_)
+        return;
+    if (status < 0) {
+        c->close("cannot connect to " + c->remote_ + ": " + uv_strerror(status));
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp_, 1);
+    c->note_peer_address();
+    c->start_reading();
+    if (c->handler_)
+        c->handler_->on_connected(*c);
+}
+
+void Connection::note_peer_address() {
+    sockaddr_storage ss{};
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+        return;
+    char ip[INET6_ADDRSTRLEN] = {0};
+    int port = 0;
+    if (ss.ss_family == AF_INET) {
+        auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+        uv_ip4_name(sa, ip, sizeof ip);
+        port = ntohs(sa->sin_port);
+        loopback_ = (ntohl(sa->sin_addr.s_addr) >> 24) == 127;
+        remote_ = std::string(ip) + ":" + std::to_string(port);
+    } else if (ss.ss_family == AF_INET6) {
+        auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+        uv_ip6_name(sa, ip, sizeof ip);
+        port = ntohs(sa->sin6_port);
+        loopback_ = IN6_IS_ADDR_LOOPBACK(&sa->sin6_addr);
+        remote_ = "[" + std::string(ip) + "]:" + std::to_string(port);
+    }
+}
+
+void Connection::start_reading() {
+    if (closing_ || reading_ || paused_)
+        return;
+    if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &Connection::on_alloc,
+                      &Connection::on_read) == 0)
+        reading_ = true;
+}
+
+void Connection::pause_reading() {
+    paused_ = true;
+    if (reading_) {
+        uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+        reading_ = false;
+    }
+}
+
+void Connection::resume_reading() {
+    paused_ = false;
+    start_reading();
+}
+
+void Connection::on_alloc(uv_handle_t*, size_t, uv_buf_t* buf) noexcept {
+    buf->base = g_read_buffer;
+    buf->len = sizeof g_read_buffer;
+}
+
+void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
+    auto* c = static_cast<Connection*>(stream->data);
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        c->close(nread == UV_EOF ? "peer closed the connection"
+                                 : std::string("read error: ") + uv_strerror(int(nread)));
+        return;
+    }
+    if (c->closing_)
+        return;
+    if (c->timer_open_ && c->idle_timeout_.count() > 0)
+        uv_timer_again(&c->timer_);
+    std::string_view data(buf->base, size_t(nread));
+    if (c->ssl_)
+        c->handle_tls(data);
+    else
+        c->handle_plain(data);
+}
+
+void Connection::handle_plain(std::string_view data) {
+    if (handler_)
+        handler_->on_data(*this, data);
+}
+
+void Connection::start_tls_client(SSL_CTX* ctx, const std::string& host, bool verify) {
+    if (closing_ || ssl_)
+        return;
+    tls_client_ = true;
+    ssl_ = SSL_new(ctx);
+    if (!ssl_) {
+        close("cannot create TLS session: " + openssl_error_text());
+        return;
+    }
+    rbio_ = BIO_new(BIO_s_mem());
+    wbio_ = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl_, rbio_, wbio_);
+    SSL_set_connect_state(ssl_);
+    bool ip = is_ip_literal(host);
+    if (!ip && !host.empty())
+        SSL_set_tlsext_host_name(ssl_, host.c_str());
+    if (verify) {
+        SSL_set_verify(ssl_, SSL_VERIFY_PEER, nullptr);
+        if (ip)
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), host.c_str());
+        else
+            SSL_set1_host(ssl_, host.c_str());
+    } else {
+        SSL_set_verify(ssl_, SSL_VERIFY_NONE, nullptr);
+    }
+    drive_handshake();
+}
+
+void Connection::start_tls_server(SSL_CTX* ctx) {
+    if (closing_ || ssl_)
+        return;
+    tls_client_ = false;
+    ssl_ = SSL_new(ctx);
+    if (!ssl_) {
+        close("cannot create TLS session: " + openssl_error_text());
+        return;
+    }
+    rbio_ = BIO_new(BIO_s_mem());
+    wbio_ = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl_, rbio_, wbio_);
+    SSL_set_accept_state(ssl_);
+}
+
+void Connection::drive_handshake() {
+    ERR_clear_error();
+    int rc = SSL_do_handshake(ssl_);
+    flush_tls_output();
+    if (closing_)
+        return;
+    if (rc == 1) {
+        handshake_done_ = true;
+        if (!pending_plain_.empty()) {
+            std::string pending = std::move(pending_plain_);
+            pending_plain_.clear();
+            write(pending);
+        }
+        if (handler_)
+            handler_->on_tls_ready(*this);
+        return;
+    }
+    int err = SSL_get_error(ssl_, rc);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+        return;
+    long verify = SSL_get_verify_result(ssl_);
+    if (tls_client_ && verify != X509_V_OK)
+        tls_error_ = std::string("certificate verification failed: ") +
+                     X509_verify_cert_error_string(verify);
+    else
+        tls_error_ = openssl_error_text();
+    close("TLS handshake failed: " + tls_error_);
+}
+
+void Connection::handle_tls(std::string_view data) {
+    if (!data.empty() && BIO_write(rbio_, data.data(), int(data.size())) != int(data.size())) {
+        close("TLS buffer error");
+        return;
+    }
+    if (!handshake_done_) {
+        drive_handshake();
+        if (!handshake_done_ || closing_)
+            return;
+    }
+    char plain[16 * 1024];
+    while (!closing_ && !flush_close_) {
+        ERR_clear_error();
+        int n = SSL_read(ssl_, plain, sizeof plain);
+        if (n > 0) {
+            if (handler_)
+                handler_->on_data(*this, std::string_view(plain, size_t(n)));
+            continue;
+        }
+        int err = SSL_get_error(ssl_, n);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+            break;
+        if (err == SSL_ERROR_ZERO_RETURN)
+            close("peer closed the TLS session");
+        else
+            close("TLS error: " + openssl_error_text());
+        return;
+    }
+    flush_tls_output();
+}
+
+void Connection::flush_tls_output() {
+    while (wbio_ && BIO_ctrl_pending(wbio_) > 0) {
+        std::string chunk(BIO_ctrl_pending(wbio_), '\0');
+        int n = BIO_read(wbio_, chunk.data(), int(chunk.size()));
+        if (n <= 0)
+            break;
+        chunk.resize(size_t(n));
+        raw_write(std::move(chunk));
+    }
+}
+
+void Connection::write(std::string_view data) {
+    if (closing_ || flush_close_ || data.empty())
+        return;
+    if (!ssl_) {
+        raw_write(std::string(data));
+        return;
+    }
+    if (!handshake_done_) {
+        pending_plain_.append(data);
+        return;
+    }
+    ERR_clear_error();
+    // Memory BIOs grow as needed, so SSL_write takes everything at once.
+    if (SSL_write(ssl_, data.data(), int(data.size())) <= 0) {
+        close("TLS write error: " + openssl_error_text());
+        return;
+    }
+    flush_tls_output();
+}
+
+void Connection::raw_write(std::string data) {
+    if (!tcp_open_ || data.empty())
+        return;
+    auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
+    if (writes_in_flight_ == 0) {
+        uv_buf_t b = uv_buf_init(data.data(), unsigned(data.size()));
+        int n = uv_try_write(stream, &b, 1);
+        if (n == int(data.size()))
+            return;
+        if (n > 0)
+            data.erase(0, size_t(n));
+        else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+            close(std::string("write error: ") + uv_strerror(n));
+            return;
+        }
+    }
+    auto* w = new WriteReq;
+    w->data = std::move(data);
+    w->req.data = this;
+    uv_buf_t b = uv_buf_init(w->data.data(), unsigned(w->data.size()));
+    int rc = uv_write(&w->req, stream, &b, 1, &Connection::on_write);
+    if (rc < 0) {
+        delete w;
+        close(std::string("write error: ") + uv_strerror(rc));
+        return;
+    }
+    queued_bytes_ += w->data.size();
+    ++writes_in_flight_;
+    if (queued_bytes_ > kHighWater)
+        above_high_water_ = true;
+}
+
+void Connection::on_write(uv_write_t* req, int status) noexcept {
+    auto* w = reinterpret_cast<WriteReq*>(req);
+    auto* c = static_cast<Connection*>(req->data);
+    c->queued_bytes_ -= w->data.size();
+    --c->writes_in_flight_;
+    delete w;
+    if (status < 0 && status != UV_ECANCELED) {
+        c->close(std::string("write error: ") + uv_strerror(status));
+        return;
+    }
+    if (c->closing_)
+        return;
+    if (c->flush_close_) {
+        c->maybe_finish_flush_close();
+        return;
+    }
+    if (c->above_high_water_ && c->queued_bytes_ <= kLowWater) {
+        c->above_high_water_ = false;
+        if (c->handler_)
+            c->handler_->on_drain(*c);
+    }
+}
+
+void Connection::close_after_flush(std::string_view reason) {
+    if (closing_ || flush_close_)
+        return;
+    flush_close_ = true;
+    close_reason_ = std::string(reason);
+    pause_reading();
+    if (ssl_ && handshake_done_) {
+        SSL_shutdown(ssl_);
+        flush_tls_output();
+    }
+    // A peer that never reads must not keep us forever.
+    set_idle_timeout(std::chrono::seconds(10));
+    maybe_finish_flush_close();
+}
+
+void Connection::maybe_finish_flush_close() {
+    if (writes_in_flight_ > 0 || closing_)
+        return;
+    auto* req = new uv_shutdown_t{};
+    req->data = this;
+    if (uv_shutdown(req, reinterpret_cast<uv_stream_t*>(&tcp_), &Connection::on_shutdown) < 0) {
+        delete req;
+        close(close_reason_);
+    }
+}
+
+void Connection::on_shutdown(uv_shutdown_t* req, int) noexcept {
+    auto* c = static_cast<Connection*>(req->data);
+    delete req;
+    c->close(c->close_reason_);
+}
+
+void Connection::close(std::string_view reason) {
+    if (closing_)
+        return;
+    closing_ = true;
+    if (!flush_close_ || close_reason_.empty())
+        close_reason_ = std::string(reason);
+    if (tcp_open_) {
+        tcp_open_ = false;
+        uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &Connection::on_handle_closed);
+    }
+    if (timer_open_) {
+        timer_open_ = false;
+        uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &Connection::on_handle_closed);
+    }
+}
+
+void Connection::on_handle_closed(uv_handle_t* handle) noexcept {
+    auto* c = static_cast<Connection*>(handle->data);
+    if (--c->open_handles_ == 0)
+        c->finish_close();
+}
+
+void Connection::finish_close() {
+    if (close_reported_)
+        return;
+    close_reported_ = true;
+    ConnectionHandler* h = handler_;
+    handler_ = nullptr;
+    if (h)
+        h->on_closed(*this, close_reason_);
+    delete this;
+}
+
+void Connection::set_idle_timeout(std::chrono::milliseconds timeout) {
+    if (closing_)
+        return;
+    idle_timeout_ = timeout;
+    if (!timer_open_) {
+        if (timeout.count() <= 0)
+            return;
+        uv_timer_init(loop_, &timer_);
+        timer_.data = this;
+        timer_open_ = true;
+        ++open_handles_;
+    }
+    if (timeout.count() <= 0) {
+        uv_timer_stop(&timer_);
+        return;
+    }
+    uint64_t ms = uint64_t(timeout.count());
+    uv_timer_start(&timer_, &Connection::on_idle_timer, ms, ms);
+}
+
+void Connection::on_idle_timer(uv_timer_t* timer) noexcept {
+    auto* c = static_cast<Connection*>(timer->data);
+    c->close(c->flush_close_ ? std::string_view("peer did not read before close")
+                             : std::string_view("idle timeout"));
+}
+
+} // namespace popbridge::proxy
