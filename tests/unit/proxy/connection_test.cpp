@@ -1,0 +1,205 @@
+#include "proxy/connection.h"
+#include "proxy/tls_context.h"
+#include "test_tls_certs.h"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+
+using popbridge::proxy::Connection;
+using popbridge::proxy::ConnectionHandler;
+
+namespace {
+
+// Echo server side: answers every chunk with "echo:" + chunk, optionally over TLS.
+struct ServerSide : ConnectionHandler {
+    SSL_CTX* tls = nullptr;
+    std::string received;
+    bool closed = false;
+    void on_data(Connection& c, std::string_view d) override {
+        // The prefix goes before the first chunk only, so the echo is "echo:" + payload.
+        c.write((received.empty() ? "echo:" : "") + std::string(d));
+        received.append(d);
+    }
+    void on_closed(Connection&, std::string_view) override { closed = true; }
+};
+
+struct ClientSide : ConnectionHandler {
+    SSL_CTX* tls = nullptr;
+    std::string host = "127.0.0.1";
+    bool verify = true;
+    std::string payload = "hello";
+    std::string received;
+    std::string close_reason;
+    bool tls_ready = false;
+    bool closed = false;
+    void on_connected(Connection& c) override {
+        if (tls)
+            c.start_tls_client(tls, host, verify);
+        c.write(payload); // held until the handshake is done when TLS is on
+    }
+    void on_tls_ready(Connection&) override { tls_ready = true; }
+    void on_data(Connection& c, std::string_view d) override {
+        received.append(d);
+        if (received.size() >= payload.size() + 5)
+            c.close_after_flush("done");
+    }
+    void on_closed(Connection&, std::string_view reason) override {
+        closed = true;
+        close_reason = std::string(reason);
+    }
+};
+
+struct Listener {
+    uv_tcp_t tcp{};
+    ServerSide* server = nullptr;
+    int port = 0;
+};
+
+void on_new_connection(uv_stream_t* s, int status) {
+    if (status < 0)
+        return;
+    auto* l = static_cast<Listener*>(s->data);
+    Connection* c = Connection::accept(s);
+    REQUIRE(c != nullptr);
+    c->set_handler(l->server);
+    if (l->server->tls)
+        c->start_tls_server(l->server->tls);
+}
+
+// Runs one client/server exchange to completion; returns when both sides closed.
+void run_exchange(ServerSide& server, ClientSide& client) {
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    Listener l;
+    l.server = &server;
+    uv_tcp_init(&loop, &l.tcp);
+    l.tcp.data = &l;
+    sockaddr_in addr{};
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    REQUIRE(uv_tcp_bind(&l.tcp, reinterpret_cast<sockaddr*>(&addr), 0) == 0);
+    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&l.tcp), 8, on_new_connection) == 0);
+    sockaddr_in bound{};
+    int len = sizeof bound;
+    uv_tcp_getsockname(&l.tcp, reinterpret_cast<sockaddr*>(&bound), &len);
+    int port = ntohs(bound.sin_port);
+
+    Connection::connect(&loop, client.host, uint16_t(port), &client);
+    // Close the listener once the client is done so the loop can end.
+    uv_idle_t idle;
+    uv_idle_init(&loop, &idle);
+    struct Ctx {
+        ClientSide* client;
+        ServerSide* server;
+        Listener* l;
+    } ctx{&client, &server, &l};
+    idle.data = &ctx;
+    uv_idle_start(&idle, [](uv_idle_t* h) {
+        auto* x = static_cast<Ctx*>(h->data);
+        if (x->client->closed && (x->server->closed || x->server->received.empty())) {
+            uv_close(reinterpret_cast<uv_handle_t*>(&x->l->tcp), nullptr);
+            uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
+        }
+    });
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+} // namespace
+
+TEST_CASE("plain connection echoes and closes clean", "[proxy][connection]") {
+    ServerSide server;
+    ClientSide client;
+    run_exchange(server, client);
+    CHECK(server.received == "hello");
+    CHECK(client.received == "echo:hello");
+    CHECK(client.close_reason == "done");
+    CHECK(server.closed);
+}
+
+TEST_CASE("TLS connection verifies the server and echoes", "[proxy][connection][tls]") {
+    auto certs = popbridge::test::make_test_certs("127.0.0.1");
+    auto sctx = popbridge::proxy::make_server_tls_context(certs.server_cert, certs.server_key);
+    REQUIRE(sctx);
+    auto cctx = popbridge::proxy::make_client_tls_context(certs.ca_cert);
+    REQUIRE(cctx);
+    ServerSide server;
+    server.tls = sctx->get();
+    ClientSide client;
+    client.tls = cctx->get();
+    client.payload = std::string(200000, 'x'); // more than one TLS record and one read
+    run_exchange(server, client);
+    CHECK(client.tls_ready);
+    CHECK(server.received.size() == 200000);
+    CHECK(client.received.size() == 200005);
+    std::filesystem::remove_all(certs.dir);
+}
+
+TEST_CASE("TLS client refuses a certificate for another host", "[proxy][connection][tls]") {
+    auto certs = popbridge::test::make_test_certs("mail.example.net");
+    auto sctx = popbridge::proxy::make_server_tls_context(certs.server_cert, certs.server_key);
+    auto cctx = popbridge::proxy::make_client_tls_context(certs.ca_cert);
+    REQUIRE(sctx);
+    REQUIRE(cctx);
+    ServerSide server;
+    server.tls = sctx->get();
+    ClientSide client;
+    client.tls = cctx->get();
+    run_exchange(server, client);
+    CHECK_FALSE(client.tls_ready);
+    CHECK(server.received.empty());
+    CHECK(client.close_reason.find("certificate verification failed") != std::string::npos);
+    std::filesystem::remove_all(certs.dir);
+}
+
+TEST_CASE("TLS client refuses an untrusted and an expired certificate", "[proxy][connection][tls]") {
+    auto certs = popbridge::test::make_test_certs("127.0.0.1", /*expired=*/true);
+    auto other = popbridge::test::make_test_certs("127.0.0.1");
+    auto sctx = popbridge::proxy::make_server_tls_context(certs.server_cert, certs.server_key);
+    REQUIRE(sctx);
+    SECTION("expired") {
+        auto cctx = popbridge::proxy::make_client_tls_context(certs.ca_cert);
+        ServerSide server;
+        server.tls = sctx->get();
+        ClientSide client;
+        client.tls = cctx->get();
+        run_exchange(server, client);
+        CHECK_FALSE(client.tls_ready);
+        CHECK(client.close_reason.find("expired") != std::string::npos);
+    }
+    SECTION("signed by an unknown CA") {
+        auto cctx = popbridge::proxy::make_client_tls_context(other.ca_cert);
+        ServerSide server;
+        server.tls = sctx->get();
+        ClientSide client;
+        client.tls = cctx->get();
+        run_exchange(server, client);
+        CHECK_FALSE(client.tls_ready);
+        CHECK(client.close_reason.find("certificate verification failed") != std::string::npos);
+    }
+    std::filesystem::remove_all(certs.dir);
+    std::filesystem::remove_all(other.dir);
+}
+
+TEST_CASE("connection to a closed port reports the failure once", "[proxy][connection]") {
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    // Bind then close a socket to get a port nobody listens on.
+    uv_tcp_t probe;
+    uv_tcp_init(&loop, &probe);
+    sockaddr_in addr{};
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    uv_tcp_bind(&probe, reinterpret_cast<sockaddr*>(&addr), 0);
+    sockaddr_in bound{};
+    int len = sizeof bound;
+    uv_tcp_getsockname(&probe, reinterpret_cast<sockaddr*>(&bound), &len);
+    uv_close(reinterpret_cast<uv_handle_t*>(&probe), nullptr);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ClientSide client;
+    Connection::connect(&loop, "127.0.0.1", ntohs(bound.sin_port), &client);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(client.closed);
+    CHECK(client.close_reason.find("cannot connect") != std::string::npos);
+    CHECK(uv_loop_close(&loop) == 0);
+}
