@@ -1,0 +1,108 @@
+// The on-disk journal format shared by the per-folder index (popbridge.index)
+// and the per-user folder registry (popbridge.folders).
+//
+// File   := magic(8 bytes) Record*
+// Record := u32 payload_len | u32 crc32(payload) | payload      (little-endian)
+// payload:= u8 RecordType | fields (u8/u32/u64/i64 little-endian; strings as u16 len + bytes)
+//
+// A record whose length runs past the end of the file, whose length is 0 or over
+// kMaxRecordPayload, or whose CRC does not match ends the valid part of the file
+// (a torn tail from a crash mid-append): open_journal() truncates the file there.
+// A record that passes its CRC but does not decode is Errc::Corrupt.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "store/errc.h"
+#include "store/types.h"
+
+namespace popbridge::store {
+
+inline constexpr std::string_view kIndexMagic = "PBINDEX1";
+inline constexpr std::string_view kRegistryMagic = "PBFOLDR1";
+inline constexpr std::uint32_t kMaxRecordPayload = 1u << 20;
+inline constexpr std::size_t kRecordFrame = 8;
+
+enum class RecordType : std::uint8_t {
+    FolderHeader = 1,   // first record of an index: uid_validity, created_at, uid_next, modseq
+    MessageAdded = 2,   // a committed message (also the UIDL ledger entry for its origin)
+    FlagsChanged = 3,   // absolute flags + keywords of one message after a change
+    Expunged = 4,       // UIDs removed from the folder (their origins stay in the ledger)
+    FolderCreated = 16, // registry: folder id, uid_validity, name
+    FolderDeleted = 17, // registry: folder id
+};
+
+std::string_view to_string(RecordType type) noexcept;
+
+struct FolderHeaderRec {
+    std::uint32_t uid_validity = 0;
+    std::int64_t created_at = 0;
+    Uid uid_next = 1;          // lower bound; a later snapshot carries the real value
+    ModSeq highest_modseq = 1; // lower bound, as above
+};
+struct MessageAddedRec {
+    MessageRecord message;
+};
+struct FlagsChangedRec {
+    Uid uid = 0;
+    ModSeq modseq = 0;
+    Flags flags;
+    std::vector<std::string> keywords;
+};
+struct ExpungedRec {
+    ModSeq modseq = 0;
+    std::vector<Uid> uids;
+};
+struct FolderCreatedRec {
+    FolderId id = 0;
+    std::uint32_t uid_validity = 0;
+    std::int64_t created_at = 0;
+    std::string name;
+};
+struct FolderDeletedRec {
+    FolderId id = 0;
+};
+
+using JournalRecord = std::variant<FolderHeaderRec, MessageAddedRec, FlagsChangedRec, ExpungedRec,
+                                   FolderCreatedRec, FolderDeletedRec>;
+
+// Appends the framed (length + CRC + payload) encoding of rec to out.
+void append_record(std::string& out, const JournalRecord& rec);
+// Decodes one payload (without the frame). Errc::Corrupt on any inconsistency.
+Result<JournalRecord> decode_record(std::string_view payload);
+
+struct JournalScan {
+    std::uint64_t valid_size = 0; // bytes up to the end of the last good record
+    std::uint64_t file_size = 0;
+    std::size_t records = 0;
+    bool torn() const { return valid_size != file_size; }
+};
+
+// Walks an in-memory image of a journal file, calling on_record for each good record.
+// Errc::Corrupt if the magic is wrong or on_record fails.
+Result<JournalScan> scan_journal(std::string_view file, std::string_view magic,
+                                 const std::function<Result<void>(JournalRecord&&)>& on_record);
+
+struct OpenedJournal {
+    int fd = -1;                 // O_RDWR|O_CLOEXEC, owned by the caller
+    std::uint64_t size = 0;      // append offset (valid size after truncation)
+    std::uint64_t truncated = 0; // bytes of torn tail removed
+    std::size_t records = 0;
+};
+
+// Opens an existing journal, replays it through on_record, truncates (and fsyncs) a
+// torn tail. Blocking; runs at folder open.
+Result<OpenedJournal> open_journal(const std::filesystem::path& path, std::string_view magic,
+                                   const std::function<Result<void>(JournalRecord&&)>& on_record);
+
+// Creates a new journal atomically (tmp + fsync + rename + dir fsync) holding magic + records.
+Result<void> create_journal(const std::filesystem::path& path, std::string_view magic,
+                            const std::vector<JournalRecord>& records);
+
+} // namespace popbridge::store

@@ -1,0 +1,70 @@
+#include "store/names.h"
+
+#include <string>
+
+namespace popbridge::store {
+
+namespace {
+
+bool has_control(std::string_view s) {
+    for (unsigned char c : s) {
+        if (c < 0x20 || c == 0x7f) {
+            return true;
+        }
+    }
+    return false;
+}
+
+tl::unexpected<Error> bad(std::string_view what, std::string_view why) {
+    return make_error(Errc::InvalidName, std::string(what) + ": " + std::string(why));
+}
+
+} // namespace
+
+Result<void> validate_user_name(std::string_view user) {
+    if (user.empty() || user.size() > kMaxUserName) {
+        return bad("user name", "must be 1..64 bytes");
+    }
+    if (has_control(user)) {
+        return bad("user name", "contains a control byte");
+    }
+    if (user.find_first_of("/\\") != std::string_view::npos) {
+        return bad("user name", "contains a path separator");
+    }
+    if (user.find("..") != std::string_view::npos || user.front() == '.') {
+        return bad("user name", "contains '..' or starts with '.'");
+    }
+    return {};
+}
+
+Result<void> validate_folder_name(std::string_view name) {
+    if (name.empty() || name.size() > kMaxFolderName) {
+        return bad("folder name", "must be 1..1024 bytes");
+    }
+    if (has_control(name)) {
+        return bad("folder name", "contains a control byte");
+    }
+    return {};
+}
+
+Result<void> validate_keyword(std::string_view keyword) {
+    if (keyword.empty() || keyword.size() > kMaxKeyword) {
+        return bad("keyword", "must be 1..255 bytes");
+    }
+    if (has_control(keyword) || keyword.find(' ') != std::string_view::npos) {
+        return bad("keyword", "contains a control byte or space");
+    }
+    return {};
+}
+
+Result<void> validate_origin_field(std::string_view field) {
+    if (field.empty() || field.size() > kMaxOriginField) {
+        return bad("origin", "account and uidl must be 1..255 bytes");
+    }
+    if (has_control(field)) {
+        return bad("origin", "contains a control byte");
+    }
+    return {};
+}
+
+} // namespace popbridge::store

@@ -1,0 +1,306 @@
+// The durable per-user folder store: Maildir message files plus a per-folder
+// append-only index journal (store/index_journal.h) that also holds the UIDL ledger.
+//
+// Threads. A Store and everything it hands out (Incoming, FolderView spans) belong
+// to ONE thread, the event loop; nothing here locks. The only object that may cross
+// to another thread is a SyncJob, and only its run() may be called there.
+//
+// Mutations (commit_incoming, set_flags, expunge) follow one protocol:
+//  1. loop:   the call validates, reserves UIDs/modseqs and queues a pending record;
+//             it returns a Ticket. Readers do NOT see pending changes.
+//  2. loop:   take_sync_job() moves ALL pending work of all users into one job
+//             (group commit), or returns null if nothing is pending or a job is out.
+//  3. worker: job->run() does the blocking I/O only (fsync files, journal append +
+//             fsync, renames, directory fsyncs). It touches no Store state.
+//  4. loop:   finish_sync_job(job) applies what became durable, advances
+//             durable_ticket(), notifies Listeners, and returns one Outcome per ticket.
+//             Then take the next job at once.
+// A failed ingest never appears; its UID is burnt for this process (never shown to
+// anyone, so it may be handed out again after a restart).
+//
+// Durability order of one job, per folder (see DESIGN.md "Store"):
+//   fdatasync each message in tmp/ -> fsync tmp/ -> append journal records, fdatasync
+//   -> rename tmp/X -> cur/X,S=<size>:2, -> fsync cur/.
+// A crash after the journal fsync leaves a journaled file in tmp/: open rolls it
+// forward into cur/. Any other file in tmp/ at open is an orphan and is removed (its
+// UIDL is not in the ledger, so the poller downloads it again). So cur/ never holds
+// an unjournaled file written by us; files other tools drop into cur/ or new/ are
+// ignored (not indexed). Flags live only in the index, not in Maildir file names.
+//
+// After a failed journal write/fsync or rename the folder becomes read-only
+// (Errc::ReadOnly) until the process restarts and reopens the journal (an fsync error
+// leaves the file's state unknown). Origins of such uncertain commits stay "pending"
+// so the poller does not download them again meanwhile.
+//
+// Blocking on the loop thread, by design for now: loading a user (first call naming
+// that user: journal replay, tmp/ scan), create_folder() and delete_folder().
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "store/errc.h"
+#include "store/flags.h"
+#include "store/index_journal.h"
+#include "store/types.h"
+
+namespace popbridge::store {
+
+class Store;
+
+struct StoreOptions {
+    std::filesystem::path data_dir; // users live in data_dir/users/<user>/
+    // Seconds since the epoch; used for UIDVALIDITY, commit times and file names.
+    // Default: the system clock. Tests inject one (e.g. one that goes back).
+    std::function<std::int64_t()> clock;
+    std::uint64_t max_message_size = 50'000'000; // Incoming::append refuses beyond this
+    std::string hostname;                        // for Maildir names; default gethostname()
+    // Test hook, called by SyncJob::run() on the worker thread before each blocking step
+    // ("message_fsync", "tmp_dir_fsync", "journal_write", "journal_fsync", "rename",
+    // "cur_dir_fsync"); returning true makes that step fail as if with EIO.
+    std::function<bool(std::string_view step)> fault;
+};
+
+// A message being received into a folder's tmp/ file. Move-only; owned by the caller
+// (the poller), used on the loop thread. Destroying an uncommitted Incoming unlinks the
+// file. Must not outlive the Store that made it.
+class Incoming {
+public:
+    Incoming(Incoming&& other) noexcept;
+    Incoming& operator=(Incoming&& other) noexcept;
+    Incoming(const Incoming&) = delete;
+    Incoming& operator=(const Incoming&) = delete;
+    ~Incoming();
+
+    // write(2)s the bytes (no fsync). TooLarge past max_message_size, Io on a write
+    // error; after any error the Incoming can only be aborted.
+    Result<void> append(std::span<const char> bytes);
+    // Closes and unlinks the tmp file. Idempotent.
+    void abort() noexcept;
+
+    std::uint64_t size() const { return size_; }
+    // True until committed or aborted.
+    bool active() const { return fd_ >= 0; }
+    const std::filesystem::path& tmp_path() const { return tmp_path_; }
+
+private:
+    friend class Store;
+    Incoming() = default;
+
+    const Store* owner_ = nullptr;
+    std::string user_;
+    FolderId folder_ = kInbox;
+    int fd_ = -1;
+    std::filesystem::path tmp_path_;
+    std::string base_name_;
+    std::uint64_t size_ = 0;
+    std::uint64_t max_size_ = 0;
+    bool failed_ = false;
+};
+
+// Receives a folder's committed changes, on the loop thread, from inside
+// finish_sync_job() (and delete_folder()). A listener may call read functions and
+// queue mutations, may unsubscribe itself, but must not call take/finish_sync_job.
+class Listener {
+public:
+    virtual ~Listener() = default;
+    virtual void on_added(const MessageRecord& message) = 0;
+    virtual void on_flags(Uid uid, Flags flags, const std::vector<std::string>& keywords,
+                          ModSeq modseq) = 0;
+    virtual void on_expunged(Uid uid) = 0;
+    // The folder was deleted; the listener has been unsubscribed already.
+    virtual void on_folder_deleted() {}
+};
+
+// A read-only view of a folder's committed state. The span points into the Store and
+// stays valid until the next finish_sync_job(), delete_folder() or Store destruction.
+struct FolderView {
+    FolderId id = kInbox;
+    std::uint32_t uid_validity = 0;
+    Uid uid_next = 1; // greater than every UID ever shown; never decreases
+    ModSeq highest_modseq = 1;
+    bool read_only = false;
+    std::span<const MessageRecord> messages; // sorted by uid
+
+    // Binary search; null if absent.
+    const MessageRecord* find(Uid uid) const;
+};
+
+struct FolderInfo {
+    FolderId id = kInbox;
+    std::string name;
+    std::uint32_t uid_validity = 0;
+};
+
+enum class OpKind : std::uint8_t {
+    Ingest,  // commit_incoming
+    Flags,   // set_flags
+    Expunge, // expunge
+};
+std::string_view to_string(OpKind kind) noexcept;
+
+// Per-ticket result of a finished job.
+struct Outcome {
+    Ticket ticket = 0;
+    OpKind kind = OpKind::Ingest;
+    std::string user;
+    FolderId folder = kInbox;
+    Origin origin;       // Ingest: the origin now committed (if result has a value)
+    Uid uid = 0;         // Ingest: the UID assigned
+    Result<void> result; // error: nothing of this ticket is visible
+};
+
+namespace detail {
+// One queued mutation. Internal to the store; public only so SyncJob is complete.
+struct PendingOp {
+    enum class State : std::uint8_t { Queued, Done, Failed, Uncertain };
+    Ticket ticket = 0;
+    OpKind kind = OpKind::Ingest;
+    int fd = -1;                               // Ingest: the tmp file, closed by run()
+    std::string tmp_name;                      // Ingest: name in tmp/
+    MessageRecord message;                     // Ingest: the record as it will be visible
+    std::vector<FlagsChangedRec> flag_changes; // Flags
+    ExpungedRec expunged;                      // Expunge
+    std::vector<std::string> expunged_files;   // Expunge: cur/ names, unlinked by run()
+    std::string journal_bytes;                 // framed records to append
+    State state = State::Queued;
+    Error error;
+};
+struct Batch {
+    std::string user;
+    FolderId folder = kInbox;
+    std::filesystem::path dir; // the Maildir (holds cur/ tmp/ and the index)
+    int journal_fd = -1;       // borrowed from the folder while the job is out
+    std::uint64_t journal_size = 0;
+    bool read_only = false; // in: folder already read-only; out: became read-only
+    std::string read_only_reason;
+    std::vector<PendingOp> ops;
+};
+} // namespace detail
+
+// A group of pending mutations. Made by take_sync_job(), run once on any thread,
+// handed back to finish_sync_job() on the loop thread.
+class SyncJob {
+public:
+    SyncJob(const SyncJob&) = delete;
+    SyncJob& operator=(const SyncJob&) = delete;
+    ~SyncJob();
+
+    // Blocking I/O only; never throws; touches nothing but this job.
+    void run() noexcept;
+    std::size_t operations() const;
+    std::size_t folders() const { return batches_.size(); }
+
+private:
+    friend class Store;
+    SyncJob() = default;
+    bool fault(std::string_view step) const { return fault_ && fault_(step); }
+    void run_batch(detail::Batch& batch);
+
+    std::vector<detail::Batch> batches_;
+    std::function<bool(std::string_view)> fault_;
+    Ticket last_ticket_ = 0;
+    const Store* owner_ = nullptr;
+    bool ran_ = false;
+};
+
+class Store {
+public:
+    // Creates data_dir and data_dir/users if missing. Users load lazily.
+    static Result<std::unique_ptr<Store>> open(StoreOptions options);
+    // Precondition: no SyncJob is out. Queued work that was never taken is dropped
+    // (its tmp files are orphans, removed at the next open).
+    ~Store();
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    // Loads (creating on first use, with an INBOX) the user. Every call naming a user
+    // does this implicitly; blocking the first time. InvalidName for bad user names.
+    Result<void> open_user(std::string_view user);
+
+    // Folders. Names are opaque bytes (the proxy canonicalises "INBOX" and encodings);
+    // the INBOX is kInbox and is named "INBOX". Blocking (rare operations).
+    Result<FolderId> find_folder(std::string_view user, std::string_view name);
+    Result<std::vector<FolderInfo>> list_folders(std::string_view user);
+    // New id, new UIDVALIDITY > every UIDVALIDITY this user ever had. AlreadyExists.
+    Result<FolderId> create_folder(std::string_view user, std::string_view name);
+    // Busy while the folder has queued work or a job; InvalidState for the INBOX.
+    // Ledger entries of its messages stay (marked expunged).
+    Result<void> delete_folder(std::string_view user, FolderId folder);
+
+    // Ingest. begin_incoming creates tmp/<unique> with O_EXCL.
+    Result<Incoming> begin_incoming(std::string_view user, FolderId folder);
+    // Queues the message (step 1). AlreadyExists if the origin is committed or pending
+    // (an empty account+uidl means "no origin" and skips the ledger). On success the
+    // Incoming is consumed (inactive); on error it is left as it was.
+    Result<Ticket> commit_incoming(Incoming&& incoming, const Origin& origin,
+                                   std::int64_t internal_date);
+    // Committed, pending, or uncertain (see header comment). False if the user can't load.
+    bool has_origin(std::string_view user, std::string_view account, std::string_view uidl);
+    // The ledger entries of one account (committed only), in commit order of UIDs per
+    // folder. Used for retention (DELE after N days) and delete-upstream-on-expunge.
+    Result<std::vector<OriginEntry>> committed_origins(std::string_view user,
+                                                       std::string_view account);
+
+    // Queues a flag change on the given UIDs (unknown UIDs are skipped, as UID STORE
+    // does). Each message whose flags/keywords actually change gets a new modseq.
+    Result<Ticket> set_flags(std::string_view user, FolderId folder, std::span<const Uid> uids,
+                             FlagOp op, Flags flags, std::span<const std::string> keywords);
+    // Queues removal of the given UIDs (unknown ones skipped). Files are unlinked after
+    // the journal record is durable. Origins stay in the ledger.
+    Result<Ticket> expunge(std::string_view user, FolderId folder, std::span<const Uid> uids);
+
+    // Reads: committed state only.
+    Result<FolderView> view(std::string_view user, FolderId folder);
+    Result<std::filesystem::path> message_path(std::string_view user, FolderId folder, Uid uid);
+
+    // Listener must stay alive until unsubscribed. Subscribing twice is a no-op.
+    Result<void> subscribe(std::string_view user, FolderId folder, Listener* listener);
+    void unsubscribe(std::string_view user, FolderId folder, Listener* listener);
+
+    // The group-commit protocol (see top of file).
+    std::unique_ptr<SyncJob> take_sync_job();
+    // Precondition: job came from this store's take_sync_job() and has run().
+    // Returns one Outcome per ticket of the job, sorted by ticket.
+    std::vector<Outcome> finish_sync_job(std::unique_ptr<SyncJob> job);
+    bool job_running() const { return job_running_; }
+    bool has_pending() const { return !dirty_.empty(); }
+    // Every ticket <= durable_ticket() has its outcome delivered.
+    Ticket durable_ticket() const { return durable_ticket_; }
+    Ticket last_ticket() const { return next_ticket_ - 1; }
+
+private:
+    struct FolderState;
+    struct UserState;
+
+    explicit Store(StoreOptions options);
+    std::int64_t now() const;
+    Result<UserState*> load_user(std::string_view user);
+    Result<FolderState*> folder_state(std::string_view user, FolderId folder);
+    Result<void> load_folder(UserState& user, FolderId id, std::string name,
+                             std::uint32_t uid_validity);
+    std::uint32_t next_uid_validity(UserState& user);
+    Result<void> append_registry(UserState& user, const JournalRecord& rec);
+    std::filesystem::path folder_dir(const UserState& user, FolderId id) const;
+    Ticket queue(FolderState& folder, detail::PendingOp op);
+    void notify(FolderState& folder, const std::function<void(Listener&)>& fn);
+
+    StoreOptions options_;
+    std::map<std::string, std::unique_ptr<UserState>, std::less<>> users_;
+    std::vector<FolderState*> dirty_; // folders with queued ops, in first-queued order
+    Ticket next_ticket_ = 1;
+    Ticket durable_ticket_ = 0;
+    bool job_running_ = false;
+    std::uint64_t name_counter_ = 0;
+};
+
+} // namespace popbridge::store

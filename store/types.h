@@ -1,0 +1,48 @@
+// Value types shared by the store's API.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "store/flags.h"
+
+namespace popbridge::store {
+
+using Uid = std::uint32_t;      // RFC 9051 2.3.1.1; 0 is never a valid UID
+using Ticket = std::uint64_t;   // identifies one queued mutation; grows by 1 per mutation
+using FolderId = std::uint32_t; // store-generated; never derived from a mailbox name
+using ModSeq = std::uint64_t;   // RFC 7162 mod-sequence; grows per change, never reused
+inline constexpr FolderId kInbox = 0;
+
+// Where a message came from: the upstream account name and its POP3 UIDL. Opaque to the store.
+struct Origin {
+    std::string account;
+    std::string uidl;
+    friend bool operator==(const Origin&, const Origin&) = default;
+};
+
+// One message as readers see it once committed.
+struct MessageRecord {
+    Uid uid = 0;
+    std::string file_name;          // name inside the folder's cur/ directory
+    std::uint64_t size = 0;         // exact byte size of the file (RFC822.SIZE)
+    std::int64_t internal_date = 0; // seconds since the epoch, as given at commit
+    Flags flags;
+    std::vector<std::string> keywords; // sorted, unique
+    ModSeq modseq = 0;
+    Origin origin;                // empty account/uidl for messages not from a poller
+    std::int64_t commit_time = 0; // store clock when the commit was queued
+};
+
+// One entry of the per-user UIDL ledger: a committed origin and where it lives.
+// Entries stay after the message is expunged (so the poller never downloads it again).
+struct OriginEntry {
+    Origin origin;
+    FolderId folder = kInbox;
+    Uid uid = 0;
+    std::int64_t commit_time = 0;
+    bool expunged = false;
+};
+
+} // namespace popbridge::store
