@@ -1,0 +1,282 @@
+// FETCH and UID FETCH (RFC 3501 6.4.5 / 6.4.8).
+#include <algorithm>
+#include <memory>
+
+#include "protocol/imap/parse/arg_cursor.h"
+#include "protocol/imap/server.h"
+
+namespace popbridge::protocol::imap {
+
+namespace {
+
+struct HeaderSplit {
+    std::string_view header; // including the empty line that ends it
+    std::string_view text;
+};
+
+HeaderSplit split_header(std::string_view msg) {
+    if (msg.substr(0, 2) == "\r\n")
+        return {msg.substr(0, 2), msg.substr(2)};
+    auto pos = msg.find("\r\n\r\n");
+    if (pos == std::string_view::npos)
+        return {msg, {}};
+    return {msg.substr(0, pos + 4), msg.substr(pos + 4)};
+}
+
+// HEADER.FIELDS / HEADER.FIELDS.NOT: whole fields (with folded lines), then the empty line.
+std::string header_fields(std::string_view header, const std::vector<std::string>& fields,
+                          bool exclude) {
+    std::string out;
+    bool keep = false;
+    while (!header.empty()) {
+        auto eol = header.find("\r\n");
+        std::string_view line =
+            header.substr(0, eol == std::string_view::npos ? header.size() : eol + 2);
+        header.remove_prefix(line.size());
+        if (line == "\r\n")
+            break;
+        if (line[0] != ' ' && line[0] != '\t') {
+            auto colon = line.find(':');
+            std::string_view name = line.substr(0, colon);
+            while (!name.empty() && (name.back() == ' ' || name.back() == '\t'))
+                name.remove_suffix(1);
+            bool listed = colon != std::string_view::npos &&
+                          std::any_of(fields.begin(), fields.end(),
+                                      [&](const std::string& f) { return iequals(f, name); });
+            keep = listed != exclude && colon != std::string_view::npos;
+        }
+        if (keep)
+            out += line;
+    }
+    out += "\r\n";
+    return out;
+}
+
+bool supported(const FetchAtt& att) {
+    switch (att.item) {
+    case FetchItem::Envelope:
+    case FetchItem::BodyStructure:
+    case FetchItem::Body:
+        return false; // need protocol/mime
+    case FetchItem::BodySection:
+        return att.section.part.empty();
+    default:
+        return true;
+    }
+}
+
+} // namespace
+
+void Session::exec_fetch(const Command& cmd, FetchArgs args) {
+    auto& sel = std::get<Selected>(state_);
+    const auto& msgs = sel.snapshot.messages;
+    for (const FetchAtt& att : args.atts) {
+        if (!supported(att)) {
+            finish(cmd.tag, RespStatus::No, {RespCode::Cannot, {}},
+                   fetch_att_response_name(att) + " is not supported yet");
+            return;
+        }
+    }
+    auto job = std::make_shared<FetchJob>();
+    job->tag = cmd.tag;
+    if (args.uid) {
+        job->resolved = args.set.resolve(msgs.empty() ? 0 : msgs.back().uid);
+    } else {
+        auto count = static_cast<std::uint32_t>(msgs.size());
+        for (const SeqRange& r : args.set.ranges()) {
+            if (r.first > count || r.last > count) {
+                bad(cmd.tag, "Invalid message sequence number");
+                return;
+            }
+        }
+        job->resolved = args.set.resolve(count);
+    }
+    job->args = std::move(args);
+
+    bool sets_seen =
+        !sel.snapshot.read_only && std::any_of(job->args.atts.begin(), job->args.atts.end(),
+                                               [](const FetchAtt& a) { return a.sets_seen(); });
+    std::vector<std::uint32_t> unseen;
+    if (sets_seen) {
+        FetchJob walk = *job;
+        while (auto idx = next_fetch_index(walk))
+            if ((msgs[*idx].flags & kFlagSeen) == 0)
+                unseen.push_back(msgs[*idx].uid);
+    }
+    if (unseen.empty()) {
+        fetch_ = std::move(*job);
+        return; // process() runs it in batches
+    }
+
+    // Implicit \Seen (RFC 3501 6.4.5): made durable first, then reported in each FETCH.
+    busy_ = true;
+    std::weak_ptr<int> alive = alive_;
+    auto uids = unseen;
+    backend_.store_flags(
+        std::move(unseen), FlagOp::Add, kFlagSeen, {},
+        [this, alive, job, uids = std::move(uids)](Result<void> result) mutable {
+            if (alive.expired() || !busy_)
+                return;
+            auto* sel = std::get_if<Selected>(&state_);
+            if (!result || sel == nullptr) {
+                Error err =
+                    result ? Error{StorageErrc::Internal, "Mailbox closed", false} : result.error();
+                ImapFailure f = imap_response_for(err);
+                finish(job->tag, f.status, f.code, err.message);
+            } else {
+                auto& msgs = sel->snapshot.messages;
+                for (std::uint32_t uid : uids) {
+                    auto it = std::lower_bound(
+                        msgs.begin(), msgs.end(), uid,
+                        [](const MessageMeta& m, std::uint32_t u) { return m.uid < u; });
+                    if (it != msgs.end() && it->uid == uid)
+                        it->flags |= kFlagSeen;
+                }
+                job->seen = std::move(uids);
+                fetch_ = std::move(*job);
+            }
+            after_async();
+        });
+}
+
+std::optional<std::size_t> Session::next_fetch_index(FetchJob& job) const {
+    const auto& msgs = std::get<Selected>(state_).snapshot.messages;
+    const auto& ranges = job.resolved.ranges();
+    while (job.range < ranges.size()) {
+        const SeqRange& r = ranges[job.range];
+        if (!job.started) {
+            if (job.args.uid) {
+                job.index = static_cast<std::size_t>(
+                    std::lower_bound(
+                        msgs.begin(), msgs.end(), r.first,
+                        [](const MessageMeta& m, std::uint32_t u) { return m.uid < u; }) -
+                    msgs.begin());
+            } else {
+                job.index = r.first - 1;
+            }
+            job.started = true;
+        }
+        if (job.index < msgs.size() &&
+            (job.args.uid ? msgs[job.index].uid <= r.last : job.index < r.last))
+            return job.index++;
+        ++job.range;
+        job.started = false;
+    }
+    return std::nullopt;
+}
+
+void Session::continue_fetch() {
+    while (fetch_ && output_.size() < config_.output_high_water) {
+        auto idx = next_fetch_index(*fetch_);
+        if (!idx) {
+            std::string tag = std::move(fetch_->tag);
+            bool uid = fetch_->args.uid;
+            fetch_.reset();
+            finish(tag, RespStatus::Ok, {}, uid ? "UID FETCH completed" : "FETCH completed");
+            return;
+        }
+        if (!fetch_one(*fetch_, *idx)) {
+            fetch_.reset();
+            return;
+        }
+    }
+}
+
+bool Session::fetch_one(FetchJob& job, std::size_t index) {
+    const MessageMeta& m = std::get<Selected>(state_).snapshot.messages[index];
+    std::string out = "* " + std::to_string(index + 1) + " FETCH (";
+    bool first = true;
+    auto sep = [&] {
+        if (!first)
+            out.push_back(' ');
+        first = false;
+    };
+    const auto& atts = job.args.atts;
+    auto has = [&](FetchItem item) {
+        return std::any_of(atts.begin(), atts.end(),
+                           [item](const FetchAtt& a) { return a.item == item; });
+    };
+    // RFC 3501 6.4.8: UID FETCH responses always carry the UID.
+    if (job.args.uid && !has(FetchItem::Uid)) {
+        sep();
+        out += "UID " + std::to_string(m.uid);
+    }
+
+    std::optional<std::string> body;
+    for (const FetchAtt& att : atts) {
+        switch (att.item) {
+        case FetchItem::Flags:
+            sep();
+            out += "FLAGS ";
+            write_flag_list(out, m.flags, m.keywords);
+            continue;
+        case FetchItem::Uid:
+            sep();
+            out += "UID " + std::to_string(m.uid);
+            continue;
+        case FetchItem::Rfc822Size:
+            sep();
+            out += "RFC822.SIZE " + std::to_string(m.size);
+            continue;
+        case FetchItem::InternalDate:
+            sep();
+            out += "INTERNALDATE " + format_internal_date(m.internal_date, m.tz_offset_minutes);
+            continue;
+        default:
+            break;
+        }
+        if (!body) {
+            auto msg = backend_.read_message(m.uid);
+            if (!msg) {
+                if (msg.error().code == StorageErrc::Expunged)
+                    return true; // vanished meanwhile: omit it, the EXPUNGE follows later
+                ImapFailure f = imap_response_for(msg.error());
+                finish(job.tag, f.status, f.code, msg.error().message);
+                return false;
+            }
+            body = std::move(*msg);
+        }
+        HeaderSplit parts = split_header(*body);
+        std::string_view data = *body;
+        std::string filtered;
+        SectionText text = att.section.text;
+        if (att.item == FetchItem::Rfc822Header)
+            text = SectionText::Header;
+        else if (att.item == FetchItem::Rfc822Text)
+            text = SectionText::Text;
+        switch (text) {
+        case SectionText::Header:
+            data = parts.header;
+            break;
+        case SectionText::Text:
+            data = parts.text;
+            break;
+        case SectionText::HeaderFields:
+        case SectionText::HeaderFieldsNot:
+            filtered = header_fields(parts.header, att.section.fields,
+                                     text == SectionText::HeaderFieldsNot);
+            data = filtered;
+            break;
+        default:
+            break;
+        }
+        if (att.partial) {
+            std::size_t off = std::min<std::size_t>(att.partial->offset, data.size());
+            data = data.substr(off, att.partial->length);
+        }
+        sep();
+        out += fetch_att_response_name(att);
+        out.push_back(' ');
+        write_literal(out, data);
+    }
+    if (!has(FetchItem::Flags) && std::binary_search(job.seen.begin(), job.seen.end(), m.uid)) {
+        sep();
+        out += "FLAGS ";
+        write_flag_list(out, m.flags, m.keywords);
+    }
+    out += ")\r\n";
+    output_ += out;
+    return true;
+}
+
+} // namespace popbridge::protocol::imap

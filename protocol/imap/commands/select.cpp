@@ -1,0 +1,79 @@
+// SELECT, EXAMINE, UNSELECT.
+#include <algorithm>
+
+#include "protocol/imap/server.h"
+
+namespace popbridge::protocol::imap {
+
+void Session::exec_select(const Command& cmd, const SelectArgs& args) {
+    std::string user;
+    if (auto* sel = std::get_if<Selected>(&state_)) {
+        // RFC 9051 6.3.2: leaving the old mailbox is reported before the new one opens.
+        user = std::move(sel->user);
+        backend_.unselect();
+        write_untagged_status(output_, RespStatus::Ok, {RespCode::Closed, {}},
+                              "Previous mailbox closed");
+    } else {
+        user = std::get<Authenticated>(state_).user;
+    }
+    state_ = Authenticated{user};
+
+    auto snap = backend_.select(args.mailbox, args.read_only);
+    if (!snap) {
+        ImapFailure f = imap_response_for(snap.error());
+        finish(cmd.tag, f.status, f.code,
+               snap.error().message.empty() ? "Cannot open mailbox" : snap.error().message);
+        if (snap.error().close_connection) {
+            write_untagged_status(output_, RespStatus::Bye, {}, "Closing connection");
+            state_ = LoggedOut{};
+            closing_ = true;
+        }
+        return;
+    }
+    MailboxSnapshot& s = *snap;
+    if (args.read_only)
+        s.read_only = true;
+
+    std::string line = "FLAGS ";
+    write_flag_list(line, kPermanentFlagBits, s.keywords);
+    write_untagged(output_, line);
+
+    std::string permanent;
+    if (s.read_only) {
+        permanent = "()";
+    } else {
+        write_flag_list(permanent, kPermanentFlagBits, s.keywords);
+        permanent.insert(permanent.size() - 1, " \\*");
+    }
+    write_untagged_status(output_, RespStatus::Ok, {RespCode::PermanentFlags, permanent},
+                          s.read_only ? "No permanent flags permitted" : "Flags permitted");
+    write_untagged(output_, std::to_string(s.messages.size()) + " EXISTS");
+    auto recent = std::count_if(s.messages.begin(), s.messages.end(),
+                                [](const MessageMeta& m) { return (m.flags & kFlagRecent) != 0; });
+    write_untagged(output_, std::to_string(recent) + " RECENT");
+    auto unseen = std::find_if(s.messages.begin(), s.messages.end(),
+                               [](const MessageMeta& m) { return (m.flags & kFlagSeen) == 0; });
+    if (unseen != s.messages.end())
+        write_untagged_status(output_, RespStatus::Ok,
+                              {RespCode::Unseen, std::to_string(unseen - s.messages.begin() + 1)},
+                              "First unseen");
+    write_untagged_status(output_, RespStatus::Ok,
+                          {RespCode::UidValidity, std::to_string(s.uid_validity)}, "UIDs valid");
+    write_untagged_status(output_, RespStatus::Ok, {RespCode::UidNext, std::to_string(s.uid_next)},
+                          "Predicted next UID");
+
+    bool read_only = s.read_only;
+    state_ = Selected{std::move(user), args.mailbox, std::move(s), {}};
+    finish(cmd.tag, RespStatus::Ok, {read_only ? RespCode::ReadOnly : RespCode::ReadWrite, {}},
+           args.read_only ? "EXAMINE completed" : "SELECT completed");
+}
+
+void Session::exec_unselect(const Command& cmd) {
+    auto& sel = std::get<Selected>(state_);
+    std::string user = std::move(sel.user);
+    backend_.unselect();
+    state_ = Authenticated{std::move(user)};
+    finish(cmd.tag, RespStatus::Ok, {}, "UNSELECT completed");
+}
+
+} // namespace popbridge::protocol::imap

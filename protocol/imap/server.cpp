@@ -1,0 +1,261 @@
+#include "protocol/imap/server.h"
+
+#include <algorithm>
+
+#include "protocol/imap/parse/parse.h"
+
+namespace popbridge::protocol::imap {
+
+namespace {
+
+template <class... Fs>
+struct Overloaded : Fs... {
+    using Fs::operator()...;
+};
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
+
+} // namespace
+
+Session::Session(Backend& backend, SessionConfig config)
+    : backend_(backend), config_(std::move(config)), tokenizer_(config_.pre_auth) {
+    write_untagged_status(output_, RespStatus::Ok, {RespCode::Capability, capability_string()},
+                          config_.greeting);
+}
+
+Session::~Session() {
+    if (std::holds_alternative<Selected>(state_))
+        backend_.unselect();
+}
+
+std::string Session::capability_string() const {
+    std::string caps = "IMAP4rev1 LITERAL+ ID UNSELECT";
+    if (!config_.tls_active && !config_.allow_plaintext_login)
+        caps += " LOGINDISABLED";
+    return caps;
+}
+
+std::string Session::take_output() {
+    std::string out;
+    out.swap(output_);
+    return out;
+}
+
+bool Session::input_blocked() const {
+    return busy_ || fetch_.has_value() || output_.size() >= config_.output_high_water;
+}
+
+void Session::feed(std::span<const char> bytes) {
+    if (closing_)
+        return; // nothing after BYE is read
+    input_.append(bytes.data(), bytes.size());
+    process();
+}
+
+void Session::pump() {
+    process();
+}
+
+void Session::after_async() {
+    busy_ = false;
+    std::size_t before = output_.size();
+    process();
+    if (output_.size() != before && output_cb_ && !processing_)
+        output_cb_();
+}
+
+StateBit Session::state_bit() const {
+    switch (state_.index()) {
+    case 0:
+        return kStateNotAuthenticated;
+    case 1:
+        return kStateAuthenticated;
+    case 2:
+        return kStateSelected;
+    default:
+        return static_cast<StateBit>(0);
+    }
+}
+
+void Session::process() {
+    if (processing_)
+        return;
+    processing_ = true;
+    while (!closing_ && !busy_) {
+        if (fetch_) {
+            continue_fetch();
+            if (fetch_ || busy_)
+                break; // output full: wait for pump()
+            continue;
+        }
+        if (output_.size() >= config_.output_high_water || input_pos_ >= input_.size())
+            break;
+        auto rest = std::span<const char>(input_).subspan(input_pos_);
+        TokenizerStep step = tokenizer_.feed(rest);
+        input_pos_ += step.consumed;
+        if (step.status == ParseStatus::NeedMore)
+            break;
+        if (step.status == ParseStatus::NeedContinuation) {
+            write_continuation(output_, "Ready for literal data");
+        } else if (step.status == ParseStatus::Error) {
+            const TokenizerError& e = tokenizer_.error();
+            if (e.fatal) {
+                write_untagged_status(output_, RespStatus::Bye, {}, e.message);
+                closing_ = true;
+                state_ = LoggedOut{};
+                break;
+            }
+            bad(e.tag.empty() ? "*" : e.tag, e.message,
+                e.too_big ? RespCode::TooBig : RespCode::None);
+        } else {
+            execute(tokenizer_.take_command());
+        }
+    }
+    if (input_pos_ == input_.size()) {
+        input_.clear();
+        input_pos_ = 0;
+    } else if (input_pos_ > 64 * 1024) {
+        input_.erase(0, input_pos_);
+        input_pos_ = 0;
+    }
+    processing_ = false;
+}
+
+void Session::bad(std::string_view tag, std::string_view text, RespCode code) {
+    write_tagged(output_, tag, RespStatus::Bad, {code, {}}, text);
+    const Limits& limits =
+        state_bit() == kStateNotAuthenticated ? config_.pre_auth : config_.post_auth;
+    if (++bad_commands_ >= limits.max_bad_commands) {
+        write_untagged_status(output_, RespStatus::Bye, {}, "Too many invalid commands");
+        if (auto* sel = std::get_if<Selected>(&state_); sel != nullptr)
+            backend_.unselect();
+        state_ = LoggedOut{};
+        closing_ = true;
+    }
+}
+
+void Session::finish(std::string_view tag, RespStatus status, ResponseCode code,
+                     std::string_view text) {
+    if (std::holds_alternative<Selected>(state_))
+        flush_pending(current_allows_expunge_);
+    write_tagged(output_, tag, status, code, text);
+}
+
+void Session::execute(RawCommand raw) {
+    std::string tag = raw.tag;
+    auto parsed = parse_command(std::move(raw));
+    if (!parsed) {
+        bad(tag, parsed.error().message);
+        return;
+    }
+    Command& cmd = *parsed;
+    if (!command_allowed(cmd.id, state_bit())) {
+        bad(tag, std::string(to_string(cmd.id)) + " not allowed now");
+        return;
+    }
+    // RFC 9051 7.4.1: no EXPUNGE while a sequence-number FETCH completes.
+    current_allows_expunge_ = cmd.id != CommandId::Fetch;
+    std::visit(Overloaded{
+                   [&](const CapabilityArgs&) { exec_capability(cmd); },
+                   [&](const NoopArgs&) { exec_noop(cmd); },
+                   [&](const LogoutArgs&) { exec_logout(cmd); },
+                   [&](const IdArgs& a) { exec_id(cmd, a); },
+                   [&](const CheckArgs&) { exec_check(cmd); },
+                   [&](const UnselectArgs&) { exec_unselect(cmd); },
+                   [&](const LoginArgs& a) { exec_login(cmd, a); },
+                   [&](const SelectArgs& a) { exec_select(cmd, a); },
+                   [&](FetchArgs& a) { exec_fetch(cmd, std::move(a)); },
+               },
+               cmd.args);
+}
+
+// ---- changes from other sessions ----
+
+void Session::on_message_added(MessageMeta meta) {
+    if (auto* sel = std::get_if<Selected>(&state_))
+        sel->pending.push_back({PendingChange::Kind::Added, std::move(meta)});
+}
+
+void Session::on_flags_changed(std::uint32_t uid, std::uint32_t flags,
+                               std::vector<std::string> keywords, std::uint64_t modseq) {
+    if (auto* sel = std::get_if<Selected>(&state_)) {
+        MessageMeta m;
+        m.uid = uid;
+        m.flags = flags;
+        m.keywords = std::move(keywords);
+        m.modseq = modseq;
+        sel->pending.push_back({PendingChange::Kind::Flags, std::move(m)});
+    }
+}
+
+void Session::on_expunged(std::uint32_t uid) {
+    if (auto* sel = std::get_if<Selected>(&state_)) {
+        MessageMeta m;
+        m.uid = uid;
+        sel->pending.push_back({PendingChange::Kind::Expunged, std::move(m)});
+    }
+}
+
+void Session::flush_pending(bool allow_expunge) {
+    auto& sel = std::get<Selected>(state_);
+    auto& msgs = sel.snapshot.messages;
+    auto find = [&](std::uint32_t uid) {
+        auto it = std::lower_bound(msgs.begin(), msgs.end(), uid,
+                                   [](const MessageMeta& m, std::uint32_t u) { return m.uid < u; });
+        return it != msgs.end() && it->uid == uid ? it : msgs.end();
+    };
+    bool exists_dirty = false;
+    auto announce_exists = [&] {
+        if (exists_dirty)
+            write_untagged(output_, std::to_string(msgs.size()) + " EXISTS");
+        exists_dirty = false;
+    };
+    std::vector<PendingChange> kept;
+    for (PendingChange& ch : sel.pending) {
+        switch (ch.kind) {
+        case PendingChange::Kind::Added:
+            // Only UIDs above the snapshot's are new; anything else is a duplicate event.
+            if (msgs.empty() || ch.meta.uid > msgs.back().uid) {
+                if (ch.meta.uid >= sel.snapshot.uid_next)
+                    sel.snapshot.uid_next = ch.meta.uid + 1;
+                msgs.push_back(std::move(ch.meta));
+                exists_dirty = true;
+            }
+            break;
+        case PendingChange::Kind::Flags: {
+            auto it = find(ch.meta.uid);
+            if (it == msgs.end())
+                break;
+            it->modseq = ch.meta.modseq;
+            if (it->flags == ch.meta.flags && it->keywords == ch.meta.keywords)
+                break; // e.g. our own change echoed back by the store
+            it->flags = ch.meta.flags;
+            it->keywords = std::move(ch.meta.keywords);
+            announce_exists();
+            std::string data = std::to_string(it - msgs.begin() + 1) + " FETCH (UID " +
+                               std::to_string(it->uid) + " FLAGS ";
+            write_flag_list(data, it->flags, it->keywords);
+            data += ")";
+            write_untagged(output_, data);
+            break;
+        }
+        case PendingChange::Kind::Expunged: {
+            if (!allow_expunge) {
+                kept.push_back(std::move(ch));
+                break;
+            }
+            auto it = find(ch.meta.uid);
+            if (it == msgs.end())
+                break;
+            announce_exists(); // the client must know a message before it is expunged
+            write_untagged(output_, std::to_string(it - msgs.begin() + 1) + " EXPUNGE");
+            msgs.erase(it);
+            break;
+        }
+        }
+    }
+    announce_exists();
+    sel.pending = std::move(kept);
+}
+
+} // namespace popbridge::protocol::imap

@@ -1,0 +1,163 @@
+#pragma once
+// Per-connection IMAP server session (RFC 3501 / RFC 9051), sans I/O.
+//
+// Driving it (proxy/imap_session):
+//  - Construct with a Backend; the greeting is queued at once.
+//  - feed(bytes) whenever the socket delivers; then write take_output() (may be empty).
+//  - After take_output(), if wants_close(): write the bytes, then close the connection.
+//  - input_blocked(): true while a backend call is pending or the output is above
+//    SessionConfig::output_high_water. Stop reading the socket meanwhile; bytes fed anyway
+//    are buffered and processed in order later (never dropped, never reordered).
+//  - Backpressure: long responses (FETCH over many messages) are generated in batches while
+//    output_size() < output_high_water. When the write queue has drained, call pump() (it
+//    continues the FETCH and any pipelined commands), then take_output() again.
+//  - Async completion: Backend callbacks (login, store_flags) resume processing by
+//    themselves; afterwards output may be ready. set_output_callback() is invoked whenever
+//    output appears outside feed()/pump() (that is, from such a callback).
+//  - Changes made elsewhere: on_message_added / on_flags_changed / on_expunged. They are
+//    queued and sent as untagged responses only at safe points: at command completion, and
+//    never EXPUNGE at the end of FETCH (non-UID), which RFC 9051 7.4.1 forbids.
+//  - The Session must outlive nothing: callbacks arriving after its destruction are ignored.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "protocol/imap/backend.h"
+#include "protocol/imap/command.h"
+#include "protocol/imap/limits.h"
+#include "protocol/imap/response.h"
+#include "protocol/imap/tokenizer.h"
+
+namespace popbridge::protocol::imap {
+
+struct SessionConfig {
+    Limits pre_auth = kPreAuthLimits;
+    Limits post_auth = post_auth_limits();
+    std::size_t output_high_water = 256 * 1024; // stop generating output above this
+    bool tls_active = false;                    // connection already encrypted (port 993)
+    bool allow_plaintext_login = false;         // allow LOGIN without TLS (tests, loopback)
+    std::string greeting = "popbridge ready";
+};
+
+// A change made by another session (or the poller), waiting for a safe point.
+struct PendingChange {
+    enum class Kind {
+        Added,    // a new message (meta is complete)
+        Flags,    // flags/keywords/modseq of meta.uid changed
+        Expunged, // meta.uid was expunged
+    };
+    Kind kind = Kind::Added;
+    MessageMeta meta;
+};
+
+constexpr std::string_view to_string(PendingChange::Kind k) {
+    switch (k) {
+    case PendingChange::Kind::Added:
+        return "Added";
+    case PendingChange::Kind::Flags:
+        return "Flags";
+    case PendingChange::Kind::Expunged:
+        return "Expunged";
+    }
+    return "?";
+}
+
+// Session states, each carrying its data.
+struct NotAuthenticated {}; // before LOGIN
+struct Authenticated {      // logged in, no mailbox selected
+    std::string user;
+};
+struct Selected { // a mailbox is selected; its snapshot is the client's view
+    std::string user;
+    std::string mailbox;
+    MailboxSnapshot snapshot;
+    std::vector<PendingChange> pending;
+};
+struct LoggedOut {}; // after LOGOUT or BYE; terminal
+
+using SessionState = std::variant<NotAuthenticated, Authenticated, Selected, LoggedOut>;
+
+class Session {
+public:
+    explicit Session(Backend& backend, SessionConfig config = {});
+    ~Session();
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    void feed(std::span<const char> bytes);
+    void feed(std::string_view bytes) { feed(std::span<const char>(bytes.data(), bytes.size())); }
+    std::string take_output();
+    std::size_t output_size() const { return output_.size(); }
+    bool wants_close() const { return closing_; }
+    bool input_blocked() const;
+    void pump();
+
+    void set_tls_active(bool active) { config_.tls_active = active; }
+    std::string capability_string() const;
+    void set_output_callback(std::function<void()> cb) { output_cb_ = std::move(cb); }
+
+    void on_message_added(MessageMeta meta);
+    void on_flags_changed(std::uint32_t uid, std::uint32_t flags, std::vector<std::string> keywords,
+                          std::uint64_t modseq);
+    void on_expunged(std::uint32_t uid);
+
+    const SessionState& state() const { return state_; }
+
+private:
+    struct FetchJob {
+        std::string tag;
+        FetchArgs args;
+        SeqSet resolved;                 // sequence numbers or UIDs, resolved
+        std::size_t range = 0;           // current range in `resolved`
+        std::size_t index = 0;           // next message index (0-based) within it
+        bool started = false;            // `index` was positioned for `range`
+        std::vector<std::uint32_t> seen; // UIDs whose \Seen this FETCH set (sorted)
+    };
+
+    void process();
+    void execute(RawCommand raw);
+    void bad(std::string_view tag, std::string_view text, RespCode code = RespCode::None);
+    void finish(std::string_view tag, RespStatus status, ResponseCode code, std::string_view text);
+    void flush_pending(bool allow_expunge);
+    StateBit state_bit() const;
+    void after_async();
+
+    void exec_capability(const Command& cmd);
+    void exec_noop(const Command& cmd);
+    void exec_logout(const Command& cmd);
+    void exec_id(const Command& cmd, const IdArgs& args);
+    void exec_check(const Command& cmd);
+    void exec_login(const Command& cmd, const LoginArgs& args);
+    void exec_select(const Command& cmd, const SelectArgs& args);
+    void exec_unselect(const Command& cmd);
+    void exec_fetch(const Command& cmd, FetchArgs args);
+    std::optional<std::size_t> next_fetch_index(FetchJob& job) const;
+    void continue_fetch();
+    bool fetch_one(FetchJob& job, std::size_t index);
+
+    Backend& backend_;
+    SessionConfig config_;
+    Tokenizer tokenizer_;
+    SessionState state_;
+    std::string input_;
+    std::size_t input_pos_ = 0;
+    std::string output_;
+    unsigned bad_commands_ = 0;
+    bool closing_ = false;
+    bool busy_ = false;       // an async backend call is pending
+    bool processing_ = false; // inside process(): re-entrant calls return at once
+    bool current_allows_expunge_ = true;
+    std::optional<FetchJob> fetch_;
+    std::function<void()> output_cb_;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+};
+
+} // namespace popbridge::protocol::imap
