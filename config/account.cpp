@@ -299,8 +299,12 @@ std::string describe(const Account& account) {
             os << " $" << up.secret_env;
             break;
         case SecretSource::TokenCommand:
-            for (const std::string& arg : up.token_command) {
-                os << ' ' << arg;
+            // Only the program: arguments may carry client secrets.
+            if (!up.token_command.empty()) {
+                os << ' ' << up.token_command.front();
+                if (up.token_command.size() > 1) {
+                    os << " (+" << up.token_command.size() - 1 << " args)";
+                }
             }
             break;
         default:

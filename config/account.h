@@ -108,7 +108,8 @@ struct Upstream {
     std::filesystem::path secret_file;
     // For PasswordEnv: the variable's name (not its value).
     std::string secret_env;
-    // For TokenCommand: argv, not run at load time. Not a secret (it is printed).
+    // For TokenCommand: argv, not run at load time. Arguments may hold client secrets, so
+    // describe() prints only argv[0].
     std::vector<std::string> token_command;
 
     std::chrono::seconds poll_every = kDefaultPollEvery;

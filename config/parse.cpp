@@ -168,7 +168,8 @@ ParseResult<Endpoint> parse_endpoint(std::string_view text) {
         }
         ep.host = std::string(text.substr(1, close - 1));
         for (char c : ep.host) {
-            if (hex_value(c) < 0 && c != ':' && c != '.' && c != '%') {
+            bool alnum = hex_value(c) >= 0 || (c >= 'g' && c <= 'z') || (c >= 'G' && c <= 'Z');
+            if (!alnum && c != ':' && c != '.' && c != '%') { // '%': zone, as in fe80::1%eth0
                 return tl::make_unexpected(got(kWhat, text));
             }
         }

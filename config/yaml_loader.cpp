@@ -138,9 +138,12 @@ public:
         try {
             docs = YAML::LoadAll(std::string(text));
         } catch (const YAML::Exception& e) {
-            // e.msg, not e.what(): the position goes in our own format.
+            // e.msg, not e.what(): the position goes in our own format. Cut what follows
+            // ": " ("unknown escape character: x", "invalid unicode: 1234"): it is text from
+            // the file, and may be part of a password.
             Position pos = position_of(e.mark);
-            error(pos.line ? pos : Position{1, 1}, "", "YAML syntax error: " + e.msg);
+            std::string msg = e.msg.substr(0, e.msg.find(": "));
+            error(pos.line ? pos : Position{1, 1}, "", "YAML syntax error: " + msg);
             return std::nullopt;
         } catch (const std::exception& e) {
             error({}, "", std::string("cannot parse YAML: ") + e.what());
@@ -454,11 +457,10 @@ void decode_daemon(Decoder& dec, const YAML::Node& root, DaemonConfig& cfg) {
         }
         if (const Entry* t = imap.get("tls")) {
             Fields tls = dec.fields(t->value, "imap.tls", t->value_pos, {"cert", "key"});
+            // Set even when a key is bad, so validate() does not also say "tls is missing".
             auto cert = dec.path(dec.required(tls, "cert"));
             auto key = dec.path(dec.required(tls, "key"));
-            if (cert && key) {
-                cfg.imap.tls = TlsFiles{*cert, *key};
-            }
+            cfg.imap.tls = TlsFiles{cert.value_or(fs::path()), key.value_or(fs::path())};
         }
         if (auto b = dec.boolean(imap.get("allow_plaintext_auth"))) {
             cfg.imap.allow_plaintext_auth = *b;
