@@ -103,7 +103,8 @@ void Tokenizer::discard_scan(char c) {
         disc_plus_ = false;
         return;
     case '+':
-        disc_state_ = disc_state_ == DiscardLit::Digits ? DiscardLit::Plus : DiscardLit::None;
+        disc_plus_ = disc_state_ == DiscardLit::Digits;
+        disc_state_ = disc_plus_ ? DiscardLit::Plus : DiscardLit::None;
         return;
     case '}':
         disc_state_ = (disc_state_ == DiscardLit::Digits || disc_state_ == DiscardLit::Plus)
