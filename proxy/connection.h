@@ -58,6 +58,8 @@ public:
     // Wrap the stream in TLS as a server (implicit TLS or after STARTTLS).
     void start_tls_server(SSL_CTX* ctx);
     bool tls_active() const { return ssl_ != nullptr; }
+    // The TLS session (nullptr before start_tls_*), for peer certificate checks.
+    SSL* ssl() const { return ssl_; }
     // Text describing why certificate verification failed (empty when it did not).
     const std::string& tls_error() const { return tls_error_; }
 
