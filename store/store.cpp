@@ -626,6 +626,14 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
         }
         return {};
     };
+    // Size the containers once: ~80 bytes per MessageAdded record is a low estimate.
+    std::error_code size_ec;
+    auto journal_bytes = fs::file_size(f.dir / kIndexFile, size_ec);
+    if (!size_ec) {
+        std::size_t estimate = static_cast<std::size_t>(journal_bytes / 80);
+        f.messages.reserve(estimate);
+        user.ledger.reserve(user.ledger.size() + estimate);
+    }
     auto opened = open_journal(f.dir / kIndexFile, kIndexMagic, on_record);
     if (!opened) {
         return tl::unexpected(opened.error());
