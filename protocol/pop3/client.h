@@ -45,7 +45,8 @@
 // Deletion: dele(msgnos) only after the caller has durably stored those
 // messages (DESIGN.md invariant 1); each gives Deleted or DeleteFailed. RETR
 // and DELE may be mixed; replies come back in request order. Drained is
-// emitted each time every queued RETR/DELE has been answered.
+// emitted each time every queued RETR/DELE has been answered (and at once for
+// an empty request with nothing in flight).
 // quit() queues QUIT after everything already queued; QUIT +OK gives Finished
 // (the server has now expunged DELE'd messages, RFC 1939 section 6). A caller
 // that wants to abort without deleting anything just closes the connection.
@@ -143,8 +144,11 @@ struct ListingEntry {
 struct NeedTls {};       // STLS accepted: run the TLS handshake, then call tls_established()
 struct Authenticated {}; // login accepted
 struct Listing {
-    std::vector<ListingEntry> entries; // in LIST order; msgnos may have gaps, UIDLs may repeat
-    bool uidl_supported = false;       // false: UIDL -ERR, identify messages by content instead
+    // In LIST order; msgnos may have gaps, UIDLs may repeat. A message LIST
+    // shows but UIDL does not gets an empty uidl; UIDL-only numbers are dropped.
+    // A malformed line or a msgno listed twice fails the session (Protocol).
+    std::vector<ListingEntry> entries;
+    bool uidl_supported = false; // false: UIDL -ERR, identify messages by content instead
 };
 struct MessageBegin {
     std::uint32_t msgno = 0;
