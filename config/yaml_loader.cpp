@@ -93,8 +93,7 @@ struct Entry {
 };
 
 // The checked keys of one mapping, in document order.
-class Fields {
-public:
+struct Fields {
     std::vector<Entry> entries;
     std::string path;
     Position pos; // of the mapping itself
@@ -119,7 +118,9 @@ public:
 // Decodes one file, collecting diagnostics and the position of every field.
 class Decoder {
 public:
-    Decoder(const fs::path& file) : base_dir_(base_dir_of(file)) { where_.file = file.string(); }
+    explicit Decoder(const fs::path& file) : base_dir_(base_dir_of(file)) {
+        where_.file = file.string();
+    }
 
     std::vector<Diagnostic>& diagnostics() { return diags_; }
     const SourceMap& where() const { return where_; }
@@ -383,7 +384,7 @@ private:
     std::vector<Diagnostic> diags_;
 };
 
-// Reads a whole config file; nullopt after reporting to `diags`.
+// Reads a whole file of at most `max_size` bytes; nullopt with the reason in `why`.
 std::optional<std::string> read_text_file(const fs::path& file, std::uintmax_t max_size,
                                           std::string& why) {
     std::error_code ec;

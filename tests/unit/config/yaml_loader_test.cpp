@@ -745,3 +745,54 @@ TEST_CASE("parse_account and parse_daemon_config work on text in memory", "[conf
     CHECK(bad.error().at(0).file == "x.yaml");
     CHECK(bad.error().at(0).line > 0);
 }
+
+TEST_CASE("the examples of DESIGN.md load (paths moved into a temp dir)", "[config]") {
+    TempDir dir;
+    dir.write("tls/cert.pem", "cert");
+    dir.write("tls/key.pem", "key");
+    dir.write("isp-ca.pem", "ca");
+    dir.write("alice-isp", "secret\n");
+    const std::string d = dir.path().string();
+    auto daemon = dir.write("popbridge.yaml", R"(# popbridge.yaml
+data_dir: /var/lib/popbridge
+accounts_dir: /etc/popbridge/accounts.d
+imap:
+  listen: ["0.0.0.0:143"]          # STARTTLS
+  listen_tls: ["0.0.0.0:993"]      # implicit TLS
+  tls: {cert: )" + d + "/tls/cert.pem, key: " + d +
+                                                  R"(/tls/key.pem}
+admin: {listen: "127.0.0.1:9143"}  # /metrics, /healthz, /status
+log: {level: info, format: text}
+)");
+    auto cfg = load_daemon_config(daemon);
+    if (!cfg) {
+        FAIL(strings(cfg.error()).front());
+    }
+    CHECK(cfg->imap.listen_tls == std::vector<Endpoint>{{"0.0.0.0", 993}});
+
+    auto alice = dir.write("accounts.d/alice.yaml", R"(# accounts.d/alice.yaml
+user: alice
+password_hash: "$y$j9T$..."        # crypt(3) format: yescrypt, bcrypt, sha512-crypt
+upstreams:                         # optional: a user may have none
+  - name: isp
+    host: pop.example.net
+    port: 995
+    tls: implicit                  # implicit | starttls | none (none needs allow_plaintext: true)
+    ca_file: )" + d + R"(/isp-ca.pem   # optional; default: the system trust store
+    username: alice@example.net
+    auth: pass                     # pass | apop | plain | xoauth2 | oauthbearer
+    password_file: )" + d + R"(/alice-isp   # or password: / password_env:
+    poll_every: 5m
+    keep_on_server: 14d            # false: delete after download; true: keep; or a duration
+    delete_upstream_on_expunge: false
+    import_since: 30d              # optional first-sync window
+    max_message_size: 50MB
+    folder: INBOX
+)");
+    auto account = load_account(alice);
+    if (!account) {
+        FAIL(strings(account.error()).front());
+    }
+    CHECK(account->upstreams.at(0).secret.reveal() == "secret");
+    CHECK(account->upstreams.at(0).max_message_size == kDefaultMaxMessageSize);
+}
