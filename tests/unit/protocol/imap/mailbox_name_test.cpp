@@ -14,11 +14,12 @@ TEST_CASE("mailbox_name: modified UTF-7 round trips", "[imap][mailbox_name]") {
         {"Sent Items", "Sent Items"},
         {"&-", "&"},
         {"Tom &- Jerry", "Tom & Jerry"},
-        {"Entw&APw-rfe", "Entw\xc3\xbc" "rfe"},                    // Entwürfe
-        {"&ZeVnLIqe-", "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e"},     // 日本語 (RFC 3501 example)
+        {"Entw&APw-rfe", "Entw\xc3\xbc"
+                         "rfe"},                                // Entwürfe
+        {"&ZeVnLIqe-", "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e"}, // 日本語 (RFC 3501 example)
         {"~peter/mail/&U,BTFw-/&ZeVnLIqe-",
          "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e"},
-        {"&2D3eAA-", "\xf0\x9f\x98\x80"},                           // U+1F600, a surrogate pair
+        {"&2D3eAA-", "\xf0\x9f\x98\x80"}, // U+1F600, a surrogate pair
         {"[Gmail]/All Mail", "[Gmail]/All Mail"},
         {"", ""},
     };
@@ -31,21 +32,22 @@ TEST_CASE("mailbox_name: modified UTF-7 round trips", "[imap][mailbox_name]") {
 
 TEST_CASE("mailbox_name: broken encodings are rejected", "[imap][mailbox_name]") {
     for (const char* bad : {
-             "&",              // unterminated
-             "&AGE",           // unterminated run
-             "&AGE-&AGE-",     // adjacent runs must be one run
-             "&AEE-",          // 'A' (printable ASCII) hidden in base64
-             "&AOk",           // no '-'
-             "&AOl-",          // non-zero padding bits
-             "&AOkA-",         // leftover 6 bits form no character
-             "&2D0-",          // lone high surrogate
-             "&3gA-",          // lone low surrogate
-             "&AAA-",          // NUL
-             "&AB8-",          // control character
-             "&A*k-",          // not a base64 character
-             "&AOk/-",         // '/' is ',' in modified base64
-             "a\x01" "b",      // raw control
-             "caf\xc3\xa9",    // raw 8-bit
+             "&",          // unterminated
+             "&AGE",       // unterminated run
+             "&AGE-&AGE-", // adjacent runs must be one run
+             "&AEE-",      // 'A' (printable ASCII) hidden in base64
+             "&AOk",       // no '-'
+             "&AOl-",      // non-zero padding bits
+             "&AOkA-",     // leftover 6 bits form no character
+             "&2D0-",      // lone high surrogate
+             "&3gA-",      // lone low surrogate
+             "&AAA-",      // NUL
+             "&AB8-",      // control character
+             "&A*k-",      // not a base64 character
+             "&AOk/-",     // '/' is ',' in modified base64
+             "a\x01"
+             "b",           // raw control
+             "caf\xc3\xa9", // raw 8-bit
          }) {
         INFO(bad);
         CHECK_FALSE(decode_mailbox_name(bad));

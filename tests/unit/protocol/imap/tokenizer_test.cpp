@@ -16,11 +16,21 @@ std::string describe(const RawCommand& cmd) {
         if (t.space_before)
             out += "_";
         switch (t.kind) {
-        case TokenKind::Atom: out += "A(" + t.text + ")"; break;
-        case TokenKind::Quoted: out += "Q(" + t.text + ")"; break;
-        case TokenKind::Literal: out += "L(" + t.text + ")"; break;
-        case TokenKind::ListOpen: out += "("; break;
-        case TokenKind::ListClose: out += ")"; break;
+        case TokenKind::Atom:
+            out += "A(" + t.text + ")";
+            break;
+        case TokenKind::Quoted:
+            out += "Q(" + t.text + ")";
+            break;
+        case TokenKind::Literal:
+            out += "L(" + t.text + ")";
+            break;
+        case TokenKind::ListOpen:
+            out += "(";
+            break;
+        case TokenKind::ListClose:
+            out += ")";
+            break;
         }
     }
     return out + ";";
@@ -37,16 +47,19 @@ std::string trace(std::string_view input, std::size_t chunk, const Limits& limit
             REQUIRE(step.consumed <= piece.size());
             piece.remove_prefix(step.consumed);
             switch (step.status) {
-            case ParseStatus::Complete: out += describe(t.take_command()); break;
+            case ParseStatus::Complete:
+                out += describe(t.take_command());
+                break;
             case ParseStatus::NeedContinuation:
                 out += "+" + std::to_string(t.literal_size()) + ";";
                 break;
             case ParseStatus::Error:
                 out += "E(" + t.error().tag + "," + t.error().message +
-                       (t.error().too_big ? ",big" : "") + (t.error().fatal ? ",fatal" : "") +
-                       ");";
+                       (t.error().too_big ? ",big" : "") + (t.error().fatal ? ",fatal" : "") + ");";
                 break;
-            case ParseStatus::NeedMore: REQUIRE(piece.empty()); break;
+            case ParseStatus::NeedMore:
+                REQUIRE(piece.empty());
+                break;
             }
         }
     }
@@ -96,8 +109,7 @@ TEST_CASE("tokenizer: invalid input resyncs at the next LF", "[imap][tokenizer]"
     static const Case kCases[] = {
         {"a\x01 NOOP\r\nb NOOP\r\n", "E(,Invalid tag);b:_A(NOOP);"},
         {"+ NOOP\r\nb NOOP\r\n", "E(,Invalid tag);b:_A(NOOP);"},
-        {"a \"unterminated\r\nb NOOP\r\n",
-         "E(a,Invalid character in quoted string);b:_A(NOOP);"},
+        {"a \"unterminated\r\nb NOOP\r\n", "E(a,Invalid character in quoted string);b:_A(NOOP);"},
         {"a \"bad\\escape\"\r\nb NOOP\r\n", "E(a,Invalid escape in quoted string);b:_A(NOOP);"},
         {"a X)\r\nb NOOP\r\n", "E(a,Unbalanced parentheses);b:_A(NOOP);"},
         {"a X (\r\nb NOOP\r\n", "E(a,Unbalanced parentheses);b:_A(NOOP);"},
@@ -112,7 +124,8 @@ TEST_CASE("tokenizer: invalid input resyncs at the next LF", "[imap][tokenizer]"
         // An error earlier on a line that also announces a LITERAL+: the data is skipped too.
         {"a X) {10+}\r\n0123456789 rest\r\nb NOOP\r\n", "E(a,Unbalanced parentheses);b:_A(NOOP);"},
         // 2^64 and beyond: refused, no crash; a synchronizing one can resync.
-        {"a X {18446744073709551616}\r\nb NOOP\r\n", "E(a,Literal size out of range,big);b:_A(NOOP);"},
+        {"a X {18446744073709551616}\r\nb NOOP\r\n",
+         "E(a,Literal size out of range,big);b:_A(NOOP);"},
         {"a X {99999999999999999999999999+}\r\nb NOOP\r\n",
          "E(a,Literal size out of range,big,fatal);"},
     };
