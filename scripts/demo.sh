@@ -55,11 +55,13 @@ pop_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)
 
 # Who Dovecot runs as: as root, its own users (the mail belongs to "dovecot");
 # otherwise everything runs as the current user.
+# Without root, Dovecot cannot chroot its login and anvil processes.
 if [ "$(id -u)" -eq 0 ]; then
-  internal_user=dovecot; login_user=dovenull; mail_owner=dovecot
+  internal_user=dovecot; login_user=dovenull; mail_owner=dovecot; chroot_line=
 else
-  internal_user=$(id -un); login_user=$internal_user; mail_owner=$internal_user
+  internal_user=$(id -un); login_user=$internal_user; mail_owner=$internal_user; chroot_line="  chroot ="
 fi
+internal_group=$(id -gn "$internal_user")
 mail_uid=$(id -u "$mail_owner")
 mail_gid=$(id -g "$mail_owner")
 
@@ -89,6 +91,7 @@ state_dir = $up/state
 instance_name = popbridge-demo
 log_path = $up/dovecot.log
 default_internal_user = $internal_user
+default_internal_group = $internal_group
 default_login_user = $login_user
 first_valid_uid = 1
 mail_location = maildir:$up/mail/%u
@@ -106,10 +109,14 @@ userdb {
   args = uid=$mail_uid gid=$mail_gid home=$up/home/%u
 }
 service pop3-login {
+$chroot_line
   inet_listener pop3 {
     address = 127.0.0.1
     port = $pop_port
   }
+}
+service anvil {
+$chroot_line
 }
 service imap-login {
   inet_listener imap {

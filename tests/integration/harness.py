@@ -23,6 +23,7 @@ import contextlib
 import ctypes
 import datetime as _dt
 import email.utils
+import grp
 import hashlib
 import imaplib
 import os
@@ -342,6 +343,8 @@ class Dovecot:
         tls_listener = (f"  inet_listener pop3s {{\n    address = 127.0.0.1\n    port = {self.tls_port}\n"
                         f"    ssl = yes\n  }}\n") if self.tls else ""
         self.log_file = self.dir / "dovecot.log"
+        # Without root, Dovecot cannot chroot its login and anvil processes.
+        no_chroot = "" if os.geteuid() == 0 else "  chroot =\n"
         conf = f"""# written by tests/integration/harness.py
 protocols = pop3
 listen = 127.0.0.1
@@ -352,7 +355,7 @@ log_path = {self.log_file}
 info_log_path = {self.log_file}
 debug_log_path = {self.log_file}
 default_internal_user = {internal}
-default_internal_group = {pwd.getpwnam(internal).pw_name if os.geteuid() == 0 else ''}
+default_internal_group = {grp.getgrgid(pwd.getpwnam(internal).pw_gid).gr_name}
 default_login_user = {login}
 first_valid_uid = {min(self.mail_uid, 500) if self.mail_uid else 1}
 last_valid_uid = 0
@@ -372,7 +375,7 @@ userdb {{
   args = uid={self.mail_uid} gid={self.mail_gid} home={self.dir}/home/%u
 }}
 service pop3-login {{
-  inet_listener pop3 {{
+{no_chroot}  inet_listener pop3 {{
     address = 127.0.0.1
     port = {self.port}
   }}
@@ -385,6 +388,8 @@ service imap-login {{
     port = 0
   }}
 }}
+service anvil {{
+{no_chroot}}}
 service stats {{
   unix_listener stats-reader {{
     user = {internal}
@@ -394,8 +399,6 @@ service stats {{
   }}
 }}
 """
-        # default_internal_group is only meaningful as root; drop the empty line otherwise.
-        conf = re.sub(r"^default_internal_group = \n", "", conf, flags=re.M)
         self.conf = self.dir / "dovecot.conf"
         self.conf.write_text(conf)
         os.chmod(self.conf, 0o644)
@@ -409,6 +412,8 @@ service stats {{
             if self.proc.poll() is not None:
                 raise WaitAborted(f"dovecot exited with code {self.proc.returncode}:\n"
                                    f"{tail(self.dir / 'dovecot.stdout')}\n{tail(self.log_file)}")
+            if self.log_file.exists() and "Fatal:" in self.log_file.read_text(errors="replace"):
+                raise WaitAborted(f"dovecot logged a fatal error:\n{tail(self.log_file)}")
             return read_greeting(self.host, self.port).startswith(b"+OK")
 
         try:
