@@ -549,7 +549,8 @@ Result<Store::UserState*> Store::load_user(std::string_view name) {
     users_.emplace(user->name, std::move(user));
     for (auto& [id, rec] : live) {
         if (auto r = load_folder(*u, id, rec.name, rec.uid_validity); !r) {
-            users_.erase(u->name);
+            std::string key = u->name; // erase() destroys u->name
+            users_.erase(key);
             return tl::unexpected(r.error());
         }
     }
@@ -1149,6 +1150,10 @@ std::vector<Outcome> Store::finish_sync_job(std::unique_ptr<SyncJob> job) {
             out.kind = op.kind;
             out.user = b.user;
             out.folder = b.folder;
+            if (op.state == State::Queued) { // run() was never called: nothing is durable
+                op.state = State::Failed;
+                op.error = Error{Errc::InvalidState, "sync job finished without run()"};
+            }
             const bool ok = op.state == State::Done;
             if (!ok) {
                 out.result = tl::unexpected(op.error);

@@ -308,7 +308,8 @@ TEST_CASE("a failed journal fsync makes the folder read-only and keeps origins b
           "[store]") {
     TempDir dir;
     auto opts = options_for(dir);
-    opts.fault = [&](std::string_view step) { return step == "journal_fsync"; };
+    bool fail = true;
+    opts.fault = [&](std::string_view step) { return fail && step == "journal_fsync"; };
     auto s = open_store(opts);
     REQUIRE(ingest(*s, "alice", message_body(1), "isp", "U1"));
     auto out = sync(*s);
@@ -316,8 +317,13 @@ TEST_CASE("a failed journal fsync makes the folder read-only and keeps origins b
     CHECK(s->view("alice", kInbox)->messages.empty());
     CHECK(s->has_origin("alice", "isp", "U1")); // may be durable: never download twice
     CHECK(s->begin_incoming("alice", kInbox).error().code == Errc::ReadOnly);
-    // Other users are unaffected.
-    opts.fault = nullptr;
+    // Other users' folders are unaffected.
+    fail = false;
+    REQUIRE(ingest(*s, "bob", message_body(1), "isp", "U1"));
+    auto bob = sync(*s);
+    REQUIRE(bob.size() == 1);
+    CHECK(bob[0].result);
+    CHECK(s->view("bob", kInbox)->messages.size() == 1);
 }
 
 TEST_CASE("flags: Set/Add/Remove, modseq per changed message, only grows", "[store]") {
