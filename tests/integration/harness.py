@@ -738,7 +738,7 @@ class Popbridge:
             imap_logout(client)
 
 
-def imap_login(host: str, port: int, user: str, password: str, timeout: float = 30.0) -> imaplib.IMAP4:
+def imap_login(host: str, port: int, user: str, password: str, timeout: float = 15.0) -> imaplib.IMAP4:
     client = imaplib.IMAP4(host, port, timeout=timeout)
     client.login(user, password)
     return client

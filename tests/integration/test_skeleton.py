@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 
 N_MESSAGES = 50
-SYNC_TIMEOUT = 90      # first poll starts at once; 50 messages (~4 MB) on loopback
-NEXT_POLL_TIMEOUT = 45  # poll_every 10s plus jitter
+SYNC_TIMEOUT = 60       # 50 messages (~2.5 MB) on loopback; the first poll is due within poll_every
+NEXT_POLL_TIMEOUT = 35  # poll_every 10s plus jitter
 
 
 def setUpModule():
