@@ -1,0 +1,60 @@
+#pragma once
+// One IMAP client connection: glues a Connection (socket + TLS) to protocol/imap's
+// sans-I/O Session and a StoreBackend. Applies backpressure both ways: stops reading
+// while the session is busy or its output is not yet written, and generates long
+// responses only as fast as the client reads them.
+//
+// Lifetime: created by the Daemon for an accepted connection; deletes itself when the
+// connection closes. The Daemon keeps a registry to close all sessions at shutdown.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "protocol/imap/server.h"
+#include "proxy/connection.h"
+#include "proxy/store_backend.h"
+
+namespace popbridge::proxy {
+
+struct ImapSessionOptions {
+    bool implicit_tls = false;            // the listener is an implicit-TLS (993) one
+    SSL_CTX* tls = nullptr;               // server context for implicit TLS
+    bool allow_plaintext_auth = false;    // from the daemon config
+    std::chrono::seconds login_timeout{60};
+    std::chrono::seconds autologout{31 * 60};
+};
+
+class ImapSession final : public ConnectionHandler {
+public:
+    // Registry hooks so the daemon can find and close live sessions.
+    using Registry = std::function<void(ImapSession*, bool added)>;
+
+    static ImapSession* start(Connection* conn, BackendServices services,
+                              const ImapSessionOptions& options, Registry registry);
+
+    // Sends "* BYE" and closes (daemon shutdown).
+    void shutdown(std::string_view text);
+    // Closes at once, dropping unsent output.
+    void abort();
+
+    void on_data(Connection&, std::string_view data) override;
+    void on_drain(Connection&) override;
+    void on_closed(Connection&, std::string_view reason) override;
+
+private:
+    ImapSession(Connection* conn, BackendServices services, const ImapSessionOptions& options,
+                Registry registry);
+    ~ImapSession() override;
+    void flush();
+
+    Connection* conn_;
+    ImapSessionOptions options_;
+    Registry registry_;
+    StoreBackend backend_;
+    protocol::imap::Session session_;
+    bool authenticated_ = false;
+};
+
+} // namespace popbridge::proxy

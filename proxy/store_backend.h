@@ -1,0 +1,79 @@
+#pragma once
+// protocol/imap's Backend over the real store: one object per IMAP connection. It checks
+// logins against the account files' password hashes (off the loop thread), confines every
+// mailbox name to the logged-in user's store, and forwards the store's change events for
+// the selected folder to the session.
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <uv.h>
+
+#include "protocol/imap/backend.h"
+#include "protocol/imap/server.h"
+#include "store/store.h"
+
+namespace popbridge::proxy {
+
+class StoreSync;
+
+// What the IMAP side needs to know about the configured users.
+class AccountDirectory {
+public:
+    virtual ~AccountDirectory() = default;
+    // The crypt(3) hash of `user`'s password, or nullopt for an unknown or disabled user.
+    virtual std::optional<std::string> password_hash(const std::string& user) const = 0;
+    // A device opened or is watching `folder` of `user`: a chance to poll upstream now.
+    virtual void folder_opened(const std::string& user, const std::string& folder) = 0;
+};
+
+struct BackendServices {
+    uv_loop_t* loop = nullptr;
+    store::Store* store = nullptr;
+    StoreSync* sync = nullptr;
+    AccountDirectory* accounts = nullptr;
+};
+
+class StoreBackend final : public protocol::imap::Backend, public store::Listener {
+public:
+    StoreBackend(BackendServices services, std::string remote);
+    ~StoreBackend() override;
+
+    // The session to notify of changes; set once, right after both are made.
+    void attach(protocol::imap::Session* session) { session_ = session; }
+
+    void login(std::string_view user, std::string_view password,
+               std::function<void(bool ok)> done) override;
+    protocol::imap::Result<protocol::imap::MailboxSnapshot> select(std::string_view mailbox_utf8,
+                                                                   bool read_only) override;
+    protocol::imap::Result<std::string> read_message(std::uint32_t uid) override;
+    void store_flags(std::vector<std::uint32_t> uids, protocol::imap::FlagOp op,
+                     std::uint32_t flags, std::vector<std::string> keywords,
+                     std::function<void(protocol::imap::Result<void>)> done) override;
+    void unselect() override;
+
+    // store::Listener: committed changes of the selected folder.
+    void on_added(const store::MessageRecord& message) override;
+    void on_flags(store::Uid uid, store::Flags flags, const std::vector<std::string>& keywords,
+                  store::ModSeq modseq) override;
+    void on_expunged(store::Uid uid) override;
+    void on_folder_deleted() override;
+
+    const std::string& user() const { return user_; }
+
+private:
+    BackendServices svc_;
+    std::string remote_;
+    std::string user_; // set once login succeeded
+    std::optional<store::FolderId> selected_;
+    protocol::imap::Session* session_ = nullptr;
+    // Cleared on destruction so late thread-pool completions do nothing.
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// Maps the store's error codes onto the IMAP library's neutral ones (the only place).
+protocol::imap::Error to_imap_error(const store::Error& e);
+
+} // namespace popbridge::proxy
