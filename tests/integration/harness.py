@@ -620,7 +620,7 @@ class Popbridge:
 
     # -- process --
     def run_cli(self, *args: str, timeout: float = 20.0) -> subprocess.CompletedProcess:
-        """Run the binary once (e.g. --check-config FILE, --version) and capture output."""
+        """Run the binary once (e.g. --config FILE --check-config, --version); capture output."""
         return subprocess.run([str(self.binary), *args], capture_output=True, text=True,
                               timeout=timeout, preexec_fn=_die_with_parent)
 

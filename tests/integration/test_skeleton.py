@@ -56,7 +56,7 @@ class CommandLineTest(unittest.TestCase):
             self.assertIn(option, self.output(r), f"--help does not mention {option}")
 
     def test_check_config_good(self):
-        r = self.pb.run_cli("--check-config", str(self.pb.config))
+        r = self.pb.run_cli("--config", str(self.pb.config), "--check-config")
         self.assertEqual(r.returncode, 0,
                          f"--check-config rejected a valid config (exit {r.returncode}):\n"
                          f"{self.output(r)}\n--- {self.pb.config} ---\n{self.pb.config.read_text()}")
@@ -66,7 +66,7 @@ class CommandLineTest(unittest.TestCase):
         lines.insert(3, "bogus_option: 1")  # becomes line 4
         bad = self.pb.dir / "bad.yaml"
         bad.write_text("\n".join(lines) + "\n")
-        r = self.pb.run_cli("--check-config", str(bad))
+        r = self.pb.run_cli("--config", str(bad), "--check-config")
         out = self.output(r)
         self.assertNotEqual(r.returncode, 0, f"--check-config accepted an unknown key:\n{out}")
         self.assertIn("bad.yaml:4", out, f"error does not name bad.yaml:4:\n{out}")
