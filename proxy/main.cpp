@@ -131,6 +131,9 @@ int main(int argc, char** argv) {
             config = std::string(a.substr(9));
         } else if (a == "--check-config" || a == "check-config") {
             command = "check-config";
+            // Also accept "--check-config FILE".
+            if (i + 1 < args.size() && !args[i + 1].starts_with("-"))
+                config = std::string(args[++i]);
         } else if (a == "hash-password") {
             command = "hash-password";
         } else {

@@ -58,9 +58,10 @@ void Session::pump() {
 
 void Session::after_async() {
     busy_ = false;
-    std::size_t before = output_.size();
     process();
-    if (output_.size() != before && output_cb_ && !processing_)
+    // The completion wrote its tagged reply before calling here: any output now waiting
+    // must be announced, or the proxy would never send it.
+    if (!output_.empty() && output_cb_ && !processing_)
         output_cb_();
 }
 

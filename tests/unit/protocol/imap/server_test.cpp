@@ -185,6 +185,19 @@ TEST_CASE("server: asynchronous LOGIN pauses pipelined commands", "[imap][server
     CHECK_FALSE(f.session->input_blocked());
 }
 
+TEST_CASE("server: asynchronous LOGIN alone still announces its reply", "[imap][server]") {
+    // Regression: the completion wrote the tagged OK before after_async() looked at the
+    // output size, so the proxy was never told and the client waited forever.
+    Fixture f;
+    f.backend.async_login = true;
+    int notified = 0;
+    f.session->set_output_callback([&] { ++notified; });
+    CHECK(f.c("a LOGIN alice secret\r\n").empty());
+    f.backend.pending_login(true);
+    CHECK(notified == 1);
+    CHECK(f.session->take_output().starts_with("a OK [CAPABILITY "));
+}
+
 TEST_CASE("server: a callback after the session is gone is ignored", "[imap][server]") {
     FakeBackend backend;
     backend.async_login = true;
