@@ -2,7 +2,8 @@
 # Usage: scripts/build.sh [build-dir] [extra cmake args...]
 # Configures with CMake + Ninja (RelWithDebInfo unless the extra args say
 # otherwise) and builds with -j2. build-dir defaults to <repo>/build; a
-# relative build-dir is taken relative to the current directory.
+# relative build-dir is taken relative to the current directory. PB_BUILD_TARGET=<target>
+# builds only that target (e.g. fuzz_all in a fuzz build dir).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,4 +17,8 @@ if [ -f "$build_dir/CMakeCache.txt" ] && ! grep -q '^CMAKE_GENERATOR:INTERNAL=Ni
 fi
 
 cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
-cmake --build "$build_dir" -j2
+if [ -n "${PB_BUILD_TARGET:-}" ]; then
+  cmake --build "$build_dir" -j2 --target "$PB_BUILD_TARGET"
+else
+  cmake --build "$build_dir" -j2
+fi

@@ -60,13 +60,21 @@ if step install-deps bash scripts/install-deps.sh && step build bash scripts/bui
   run_ctest ctest build
 fi
 
-# --- HOOK (later session): sanitizer build -------------------------------------------
-# TODO(sanitizers): build with ASan+UBSan into build-asan and run the same suite:
-#   step build-asan bash scripts/build.sh "$root/build-asan" -DPOPBRIDGE_SANITIZE=ON \
-#     && run_ctest asan build-asan
-# --- HOOK (later session): fuzz smoke runs -------------------------------------------
-# TODO(fuzz): clang build with -DPOPBRIDGE_FUZZ=ON into build-fuzz, then run every
-#   libFuzzer target for a few seconds each (-max_total_time=...), seeded from tests/data.
+# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer (gcc), build-asan/. The
+# integration tests run against the ASan daemon; any report fails the test (tests/CMakeLists.txt
+# sets ASAN_OPTIONS/UBSAN_OPTIONS, harness.py checks the daemon's log on stop()).
+if step build-asan bash scripts/build.sh "$root/build-asan" -DPOPBRIDGE_SANITIZE=ON; then
+  run_ctest asan build-asan
+fi
+
+# libFuzzer targets (clang, ASan+UBSan), build-fuzz/: replay tests/fuzz/regressions and the
+# seeds, then run each target for POPBRIDGE_FUZZ_SECONDS (default 20) from the checked-in
+# seeds. Longer runs: tests/fuzz/run_long.sh.
+if step build-fuzz env PB_BUILD_TARGET=fuzz_all bash scripts/build.sh "$root/build-fuzz" \
+    -DCMAKE_CXX_COMPILER=clang++ -DPOPBRIDGE_FUZZ=ON -DPOPBRIDGE_TESTS=OFF \
+    -DPB_FUZZ_SECONDS="${POPBRIDGE_FUZZ_SECONDS:-20}"; then
+  run_ctest fuzz build-fuzz
+fi
 # --- HOOK (later session): container test --------------------------------------------
 # TODO(container): build docker/Dockerfile and run the integration suite against the image.
 # ---------------------------------------------------------------------------------------

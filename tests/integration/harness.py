@@ -802,3 +802,39 @@ if __name__ == "__main__":  # quick manual check: start Dovecot, print how to re
             while d.proc and d.proc.poll() is None:
                 time.sleep(1)
     sys.exit(0)
+
+
+# --- Sanitizer runs (issue 7) -----------------------------------------------------------
+# In the ASan/UBSan build, ctest sets POPBRIDGE_SANITIZER_CHECK=1 (tests/CMakeLists.txt) and
+# ASAN_OPTIONS with abort_on_error=1, so a report ends the daemon with SIGABRT. Then
+# Popbridge.stop() raises AssertionError when this run's log holds a sanitizer report or the
+# daemon died of SIGABRT, instead of returning quietly: a leak at shutdown or UB in a
+# request fails the test that caused it.
+SANITIZER_CHECK = os.environ.get("POPBRIDGE_SANITIZER_CHECK") == "1"
+_SANITIZER_RX = re.compile(r"ERROR: (?:AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)"
+                           r"|SUMMARY: (?:Address|Leak|UndefinedBehavior)Sanitizer"
+                           r"|^.*: runtime error: .*$", re.M)
+
+
+def sanitizer_reports(text: str) -> list[str]:
+    """The sanitizer report lines in a log text (empty if none)."""
+    return [m.group(0) for m in _SANITIZER_RX.finditer(text)]
+
+
+_unchecked_stop = Popbridge.stop
+
+
+def _sanitizer_checked_stop(self: Popbridge, timeout: float = 10.0) -> Optional[int]:
+    was_running = self.proc is not None
+    offset = self.log_offset
+    code = _unchecked_stop(self, timeout)
+    if SANITIZER_CHECK and was_running:
+        reports = sanitizer_reports(self.log_since(offset))
+        if reports or code == -signal.SIGABRT:
+            raise AssertionError(f"popbridge sanitizer report (exit code {code}): {reports[:5]}\n"
+                                 f"--- popbridge log (this run, tail) ---\n"
+                                 f"{self.log_since(offset)[-8000:]}")
+    return code
+
+
+Popbridge.stop = _sanitizer_checked_stop  # type: ignore[method-assign]
