@@ -22,6 +22,8 @@ std::string_view to_string(Errc code) noexcept {
         return "ReadOnly";
     case Errc::InvalidState:
         return "InvalidState";
+    case Errc::HasChildren:
+        return "HasChildren";
     }
     return "Unknown";
 }

@@ -18,6 +18,7 @@ enum class Errc {
     Busy,          // operation needs the folder idle (no pending work, no running job)
     ReadOnly,      // folder stopped accepting writes after a failed fsync (until restart)
     InvalidState,  // API misuse: e.g. Incoming already committed/aborted, wrong store
+    HasChildren,   // delete_folder on a folder that has child folders ("a" while "a/b" exists)
 };
 
 std::string_view to_string(Errc code) noexcept;

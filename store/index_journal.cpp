@@ -25,8 +25,32 @@ std::string_view to_string(RecordType type) noexcept {
         return "FolderCreated";
     case RecordType::FolderDeleted:
         return "FolderDeleted";
+    case RecordType::FoldersRenamed:
+        return "FoldersRenamed";
+    case RecordType::Subscribed:
+        return "Subscribed";
+    case RecordType::Unsubscribed:
+        return "Unsubscribed";
     }
     return "Unknown";
+}
+
+std::string_view to_string(SpecialUse use) noexcept {
+    switch (use) {
+    case SpecialUse::None:
+        return "";
+    case SpecialUse::Sent:
+        return "\\Sent";
+    case SpecialUse::Drafts:
+        return "\\Drafts";
+    case SpecialUse::Trash:
+        return "\\Trash";
+    case SpecialUse::Junk:
+        return "\\Junk";
+    case SpecialUse::Archive:
+        return "\\Archive";
+    }
+    return "";
 }
 
 namespace {
@@ -138,6 +162,10 @@ struct Encoder {
         w.str(m.file_name);
         w.str(m.origin.account);
         w.str(m.origin.uidl);
+        if (m.moved_from_uid != 0) { // optional trailer: only moved messages carry it
+            w.u32(m.moved_from_folder);
+            w.u32(m.moved_from_uid);
+        }
     }
     void operator()(const FlagsChangedRec& r) const {
         w.u8(static_cast<std::uint8_t>(RecordType::FlagsChanged));
@@ -160,10 +188,27 @@ struct Encoder {
         w.u32(r.uid_validity);
         w.i64(r.created_at);
         w.str(r.name);
+        w.u8(static_cast<std::uint8_t>(r.special_use));
     }
     void operator()(const FolderDeletedRec& r) const {
         w.u8(static_cast<std::uint8_t>(RecordType::FolderDeleted));
         w.u32(r.id);
+    }
+    void operator()(const FoldersRenamedRec& r) const {
+        w.u8(static_cast<std::uint8_t>(RecordType::FoldersRenamed));
+        w.u32(static_cast<std::uint32_t>(r.renames.size()));
+        for (const auto& [id, name] : r.renames) {
+            w.u32(id);
+            w.str(name);
+        }
+    }
+    void operator()(const SubscribedRec& r) const {
+        w.u8(static_cast<std::uint8_t>(RecordType::Subscribed));
+        w.str(r.name);
+    }
+    void operator()(const UnsubscribedRec& r) const {
+        w.u8(static_cast<std::uint8_t>(RecordType::Unsubscribed));
+        w.str(r.name);
     }
 };
 
@@ -221,6 +266,10 @@ Result<JournalRecord> decode_record(std::string_view payload) {
         m.file_name = r.str();
         m.origin.account = r.str();
         m.origin.uidl = r.str();
+        if (r.ok() && !r.at_end()) {
+            m.moved_from_folder = r.u32();
+            m.moved_from_uid = r.u32();
+        }
         if (r.ok() && (m.uid == 0 || m.file_name.empty() ||
                        m.file_name.find('/') != std::string::npos || m.file_name[0] == '.')) {
             return make_error(Errc::Corrupt, "MessageAdded record with a bad uid or file name");
@@ -256,9 +305,35 @@ Result<JournalRecord> decode_record(std::string_view payload) {
         c.uid_validity = r.u32();
         c.created_at = r.i64();
         c.name = r.str();
+        if (r.ok() && !r.at_end()) {
+            std::uint8_t use = r.u8();
+            if (use > static_cast<std::uint8_t>(SpecialUse::Archive)) {
+                return make_error(Errc::Corrupt, "FolderCreated record with a bad special-use");
+            }
+            c.special_use = static_cast<SpecialUse>(use);
+        }
         out = std::move(c);
         break;
     }
+    case RecordType::FoldersRenamed: {
+        FoldersRenamedRec f;
+        std::uint32_t n = r.u32();
+        if (r.ok() && n > payload.size() / 6) {
+            return make_error(Errc::Corrupt, "FoldersRenamed record with a bad count");
+        }
+        for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+            FolderId id = r.u32();
+            f.renames.emplace_back(id, r.str());
+        }
+        out = std::move(f);
+        break;
+    }
+    case RecordType::Subscribed:
+        out = SubscribedRec{r.str()};
+        break;
+    case RecordType::Unsubscribed:
+        out = UnsubscribedRec{r.str()};
+        break;
     case RecordType::FolderDeleted: {
         FolderDeletedRec d;
         d.id = r.u32();
@@ -276,6 +351,34 @@ Result<JournalRecord> decode_record(std::string_view payload) {
     return out;
 }
 
+namespace {
+
+// The frame at pos is whole and its CRC matches.
+bool good_frame(std::string_view file, std::size_t pos) {
+    if (file.size() - pos < kRecordFrame) {
+        return false;
+    }
+    std::uint32_t len = get_le32(file.data() + pos);
+    if (len == 0 || len > kMaxRecordPayload || file.size() - pos - kRecordFrame < len) {
+        return false;
+    }
+    return crc32(file.substr(pos + kRecordFrame, len)) == get_le32(file.data() + pos + 4);
+}
+
+// The next offset after pos where a good frame that decodes starts, or npos. A random
+// false match needs a plausible length AND a 32-bit CRC match.
+std::size_t resync(std::string_view file, std::size_t pos) {
+    for (std::size_t q = pos + 1; q + kRecordFrame <= file.size(); ++q) {
+        if (good_frame(file, q) &&
+            decode_record(file.substr(q + kRecordFrame, get_le32(file.data() + q)))) {
+            return q;
+        }
+    }
+    return std::string_view::npos;
+}
+
+} // namespace
+
 Result<JournalScan> scan_journal(std::string_view file, std::string_view magic,
                                  const std::function<Result<void>(JournalRecord&&)>& on_record) {
     JournalScan scan;
@@ -285,15 +388,16 @@ Result<JournalScan> scan_journal(std::string_view file, std::string_view magic,
     }
     std::size_t pos = magic.size();
     while (file.size() - pos >= kRecordFrame) {
+        if (!good_frame(file, pos)) {
+            std::size_t next = resync(file, pos);
+            if (next == std::string_view::npos) {
+                break; // torn tail
+            }
+            scan.damaged.emplace_back(pos, next);
+            pos = next;
+        }
         std::uint32_t len = get_le32(file.data() + pos);
-        std::uint32_t crc = get_le32(file.data() + pos + 4);
-        if (len == 0 || len > kMaxRecordPayload || file.size() - pos - kRecordFrame < len) {
-            break;
-        }
         std::string_view payload = file.substr(pos + kRecordFrame, len);
-        if (crc32(payload) != crc) {
-            break;
-        }
         auto rec = decode_record(payload);
         if (!rec) {
             rec.error().message += " at offset " + std::to_string(pos);
@@ -311,7 +415,8 @@ Result<JournalScan> scan_journal(std::string_view file, std::string_view magic,
 }
 
 Result<OpenedJournal> open_journal(const std::filesystem::path& path, std::string_view magic,
-                                   const std::function<Result<void>(JournalRecord&&)>& on_record) {
+                                   const std::function<Result<void>(JournalRecord&&)>& on_record,
+                                   bool allow_damage) {
     int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT) {
@@ -332,10 +437,16 @@ Result<OpenedJournal> open_journal(const std::filesystem::path& path, std::strin
         scan.error().message += " in " + path.string();
         return fail(scan.error());
     }
+    if (!scan->damaged.empty() && !allow_damage) {
+        return fail(Error{Errc::Corrupt, "damaged record at offset " +
+                                             std::to_string(scan->damaged.front().first) +
+                                             " followed by good ones in " + path.string()});
+    }
     OpenedJournal out;
     out.fd = fd;
     out.size = scan->valid_size;
     out.records = scan->records;
+    out.damaged = std::move(scan->damaged);
     if (scan->torn()) {
         out.truncated = scan->file_size - scan->valid_size;
         if (::ftruncate(fd, static_cast<off_t>(scan->valid_size)) != 0) {

@@ -16,6 +16,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -30,12 +31,16 @@ inline constexpr std::uint32_t kMaxRecordPayload = 1u << 20;
 inline constexpr std::size_t kRecordFrame = 8;
 
 enum class RecordType : std::uint8_t {
-    FolderHeader = 1,   // first record of an index: uid_validity, created_at, uid_next, modseq
-    MessageAdded = 2,   // a committed message (also the UIDL ledger entry for its origin)
-    FlagsChanged = 3,   // absolute flags + keywords of one message after a change
-    Expunged = 4,       // UIDs removed from the folder (their origins stay in the ledger)
-    FolderCreated = 16, // registry: folder id, uid_validity, name
-    FolderDeleted = 17, // registry: folder id
+    FolderHeader = 1,    // first record of an index: uid_validity, created_at, uid_next, modseq
+    MessageAdded = 2,    // a committed message (also the UIDL ledger entry for its origin)
+    FlagsChanged = 3,    // absolute flags + keywords of one message after a change
+    Expunged = 4,        // UIDs removed from the folder (their origins stay in the ledger)
+    FolderCreated = 16,  // registry: folder id, uid_validity, name, special-use; for a live id
+                         // it replaces the folder's record (recovery bumping UIDVALIDITY)
+    FolderDeleted = 17,  // registry: folder id
+    FoldersRenamed = 18, // registry: (id, new name) pairs, one atomic rename with children
+    Subscribed = 19,     // registry: a name added to the subscription list
+    Unsubscribed = 20,   // registry: a name removed from it
 };
 
 std::string_view to_string(RecordType type) noexcept;
@@ -64,13 +69,24 @@ struct FolderCreatedRec {
     std::uint32_t uid_validity = 0;
     std::int64_t created_at = 0;
     std::string name;
+    SpecialUse special_use = SpecialUse::None; // trailing byte; absent in old records
 };
 struct FolderDeletedRec {
     FolderId id = 0;
 };
+struct FoldersRenamedRec {
+    std::vector<std::pair<FolderId, std::string>> renames;
+};
+struct SubscribedRec {
+    std::string name;
+};
+struct UnsubscribedRec {
+    std::string name;
+};
 
-using JournalRecord = std::variant<FolderHeaderRec, MessageAddedRec, FlagsChangedRec, ExpungedRec,
-                                   FolderCreatedRec, FolderDeletedRec>;
+using JournalRecord =
+    std::variant<FolderHeaderRec, MessageAddedRec, FlagsChangedRec, ExpungedRec, FolderCreatedRec,
+                 FolderDeletedRec, FoldersRenamedRec, SubscribedRec, UnsubscribedRec>;
 
 // Appends the framed (length + CRC + payload) encoding of rec to out.
 void append_record(std::string& out, const JournalRecord& rec);
@@ -81,10 +97,15 @@ struct JournalScan {
     std::uint64_t valid_size = 0; // bytes up to the end of the last good record
     std::uint64_t file_size = 0;
     std::size_t records = 0;
+    // Byte ranges [first, second) of bad frames that good records FOLLOW: damage in the
+    // middle, not a torn tail. Their records are lost; the caller must rebuild.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> damaged;
     bool torn() const { return valid_size != file_size; }
 };
 
 // Walks an in-memory image of a journal file, calling on_record for each good record.
+// A bad frame (bad length or CRC) is a torn tail unless a good record starts somewhere
+// after it: then the bad range is skipped, recorded in `damaged`, and the walk goes on.
 // Errc::Corrupt if the magic is wrong or on_record fails.
 Result<JournalScan> scan_journal(std::string_view file, std::string_view magic,
                                  const std::function<Result<void>(JournalRecord&&)>& on_record);
@@ -94,12 +115,16 @@ struct OpenedJournal {
     std::uint64_t size = 0;      // append offset (valid size after truncation)
     std::uint64_t truncated = 0; // bytes of torn tail removed
     std::size_t records = 0;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> damaged; // see JournalScan
 };
 
 // Opens an existing journal, replays it through on_record, truncates (and fsyncs) a
-// torn tail. Blocking; runs at folder open.
+// torn tail. Damage in the middle: Errc::Corrupt unless allow_damage, in which case the
+// good records are replayed, `damaged` is filled and the file is left as it is (the
+// caller rebuilds it). Blocking; runs at folder open.
 Result<OpenedJournal> open_journal(const std::filesystem::path& path, std::string_view magic,
-                                   const std::function<Result<void>(JournalRecord&&)>& on_record);
+                                   const std::function<Result<void>(JournalRecord&&)>& on_record,
+                                   bool allow_damage = false);
 
 // Creates a new journal atomically (tmp + fsync + rename + dir fsync) holding magic + records.
 Result<void> create_journal(const std::filesystem::path& path, std::string_view magic,

@@ -44,6 +44,23 @@ Result<void> validate_folder_name(std::string_view name) {
     if (has_control(name)) {
         return bad("folder name", "contains a control byte");
     }
+    // '/' is the hierarchy separator: every level must be 1..255 bytes, so no leading,
+    // trailing or doubled '/'.
+    std::size_t start = 0;
+    while (true) {
+        std::size_t slash = name.find('/', start);
+        std::size_t len = (slash == std::string_view::npos ? name.size() : slash) - start;
+        if (len == 0) {
+            return bad("folder name", "has an empty level (leading, trailing or doubled '/')");
+        }
+        if (len > kMaxFolderLevel) {
+            return bad("folder name", "has a level over 255 bytes");
+        }
+        if (slash == std::string_view::npos) {
+            break;
+        }
+        start = slash + 1;
+    }
     return {};
 }
 

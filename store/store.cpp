@@ -15,18 +15,14 @@
 
 #include "store/atomic_file.h"
 #include "store/names.h"
+#include "store/store_internal.h"
 
 namespace popbridge::store {
 
 namespace fs = std::filesystem;
-using detail::Batch;
-using detail::PendingOp;
+using namespace detail;
 
-namespace {
-
-constexpr std::string_view kIndexFile = "popbridge.index";
-constexpr std::string_view kRegistryFile = "popbridge.folders";
-constexpr std::string_view kInboxName = "INBOX";
+namespace detail {
 
 std::string origin_key(std::string_view account, std::string_view uidl) {
     std::string key(account);
@@ -39,18 +35,6 @@ bool has_origin_fields(const Origin& o) {
     return !o.account.empty() || !o.uidl.empty();
 }
 
-// Maildir unique names must not contain '/', ':' or ','; keep hostnames readable.
-std::string sanitize_host(std::string host) {
-    for (char& c : host) {
-        unsigned char u = static_cast<unsigned char>(c);
-        if (!(std::isalnum(u) || c == '-' || c == '.' || c == '_')) {
-            c = '_';
-        }
-    }
-    return host.empty() ? std::string("localhost") : host;
-}
-
-// Lists a directory's entries except "." and "..". Errors: Io.
 Result<std::vector<std::string>> list_dir(const fs::path& dir) {
     DIR* d = ::opendir(dir.c_str());
     if (d == nullptr) {
@@ -88,6 +72,44 @@ MessageRecord* find_message(std::vector<MessageRecord>& messages, Uid uid) {
     return (it != messages.end() && it->uid == uid) ? &*it : nullptr;
 }
 
+void ledger_put(std::unordered_map<std::string, OriginEntry>& ledger, const MessageRecord& m,
+                FolderId folder, bool live) {
+    if (!has_origin_fields(m.origin)) {
+        return;
+    }
+    OriginEntry e{m.origin, folder, m.uid, m.commit_time, !live};
+    auto [it, inserted] = ledger.try_emplace(origin_key(m.origin.account, m.origin.uidl), e);
+    if (!inserted && live && it->second.expunged) {
+        it->second = std::move(e);
+    }
+}
+
+void ledger_expunged(std::unordered_map<std::string, OriginEntry>& ledger, const MessageRecord& m,
+                     FolderId folder) {
+    if (!has_origin_fields(m.origin)) {
+        return;
+    }
+    auto it = ledger.find(origin_key(m.origin.account, m.origin.uidl));
+    if (it != ledger.end() && it->second.folder == folder && it->second.uid == m.uid) {
+        it->second.expunged = true;
+    }
+}
+
+} // namespace detail
+
+namespace {
+
+// Maildir unique names must not contain '/', ':' or ','; keep hostnames readable.
+std::string sanitize_host(std::string host) {
+    for (char& c : host) {
+        unsigned char u = static_cast<unsigned char>(c);
+        if (!(std::isalnum(u) || c == '-' || c == '.' || c == '_')) {
+            c = '_';
+        }
+    }
+    return host.empty() ? std::string("localhost") : host;
+}
+
 } // namespace
 
 std::string_view to_string(OpKind kind) noexcept {
@@ -98,6 +120,10 @@ std::string_view to_string(OpKind kind) noexcept {
         return "Flags";
     case OpKind::Expunge:
         return "Expunge";
+    case OpKind::Copy:
+        return "Copy";
+    case OpKind::Move:
+        return "Move";
     }
     return "Unknown";
 }
@@ -107,68 +133,6 @@ const MessageRecord* FolderView::find(Uid uid) const {
                                [](const MessageRecord& m, Uid u) { return m.uid < u; });
     return (it != messages.end() && it->uid == uid) ? &*it : nullptr;
 }
-
-// ---------------------------------------------------------------------------------------
-// In-memory state
-
-struct Store::FolderState {
-    struct Projected { // flags as queued-but-unapplied changes will leave them
-        Flags flags;
-        std::vector<std::string> keywords;
-        ModSeq modseq = 0;
-    };
-
-    UserState* user = nullptr;
-    FolderId id = kInbox;
-    std::string name;
-    fs::path dir;
-    std::uint32_t uid_validity = 0;
-    Uid uid_next = 1;           // applied: > every visible or once-visible UID
-    Uid uid_reserved = 1;       // next UID to hand out; >= uid_next
-    ModSeq highest_modseq = 1;  // applied
-    ModSeq modseq_reserved = 1; // last modseq handed out; >= highest_modseq
-    std::vector<MessageRecord> messages;
-    int journal_fd = -1;
-    std::uint64_t journal_size = 0;
-    bool read_only = false;
-    std::string read_only_reason;
-    bool in_job = false;
-    bool queued = false; // in Store::dirty_
-    std::vector<PendingOp> pending;
-    std::unordered_map<Uid, Projected> projected;
-    std::unordered_set<Uid> expunging;
-    std::vector<Listener*> listeners;
-    int delivering = 0;
-
-    ~FolderState() {
-        if (journal_fd >= 0) {
-            ::close(journal_fd);
-        }
-        for (auto& op : pending) {
-            if (op.fd >= 0) {
-                ::close(op.fd);
-            }
-        }
-    }
-};
-
-struct Store::UserState {
-    std::string name;
-    fs::path dir;
-    int registry_fd = -1;
-    std::uint64_t registry_size = 0;
-    FolderId next_folder_id = 1;
-    std::uint32_t max_uid_validity = 0;
-    std::map<FolderId, std::unique_ptr<FolderState>> folders;
-    std::unordered_map<std::string, OriginEntry> ledger;     // key: account NUL uidl
-    std::unordered_map<std::string, Ticket> pending_origins; // queued or uncertain
-
-    ~UserState() {
-        if (registry_fd >= 0) {
-            ::close(registry_fd);
-        }
-    }
-};
 
 // ---------------------------------------------------------------------------------------
 // Incoming
@@ -222,178 +186,6 @@ void Incoming::abort() noexcept {
         ::close(fd_);
         ::unlink(tmp_path_.c_str());
         fd_ = -1;
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// SyncJob (worker thread)
-
-SyncJob::~SyncJob() {
-    for (auto& b : batches_) {
-        for (auto& op : b.ops) {
-            if (op.fd >= 0) {
-                ::close(op.fd);
-            }
-        }
-    }
-}
-
-std::size_t SyncJob::operations() const {
-    std::size_t n = 0;
-    for (const auto& b : batches_) {
-        n += b.ops.size();
-    }
-    return n;
-}
-
-void SyncJob::run() noexcept {
-    for (auto& batch : batches_) {
-        run_batch(batch);
-    }
-    ran_ = true;
-}
-
-void SyncJob::run_batch(Batch& batch) {
-    const fs::path tmp_dir = batch.dir / "tmp";
-    const fs::path cur_dir = batch.dir / "cur";
-    const fs::path journal = batch.dir / kIndexFile;
-    using State = PendingOp::State;
-
-    auto fail = [](PendingOp& op, State state, Error e) {
-        op.state = state;
-        op.error = std::move(e);
-    };
-    auto injected = [](std::string_view step, const fs::path& p) {
-        return Error{Errc::Io,
-                     "injected failure at " + std::string(step) + " (" + p.string() + ")"};
-    };
-
-    if (batch.read_only) {
-        for (auto& op : batch.ops) {
-            fail(op, State::Failed,
-                 Error{Errc::ReadOnly, "folder is read-only: " + batch.read_only_reason});
-        }
-    }
-
-    // 1. Message contents durable.
-    for (auto& op : batch.ops) {
-        if (op.kind != OpKind::Ingest || op.state != State::Queued) {
-            continue;
-        }
-        fs::path p = tmp_dir / op.tmp_name;
-        if (fault("message_fsync")) {
-            fail(op, State::Failed, injected("message_fsync", p));
-        } else if (::fdatasync(op.fd) != 0) {
-            fail(op, State::Failed, io_error("fdatasync", p, errno));
-        }
-    }
-    // 2. Their directory entries in tmp/ durable (the journal will point at them).
-    bool any_ingest = std::any_of(batch.ops.begin(), batch.ops.end(), [](const PendingOp& op) {
-        return op.kind == OpKind::Ingest && op.state == State::Queued;
-    });
-    if (any_ingest) {
-        Result<void> r;
-        if (fault("tmp_dir_fsync")) {
-            r = tl::unexpected(injected("tmp_dir_fsync", tmp_dir));
-        } else {
-            r = fsync_dir(tmp_dir);
-        }
-        if (!r) {
-            for (auto& op : batch.ops) {
-                if (op.kind == OpKind::Ingest && op.state == State::Queued) {
-                    fail(op, State::Failed, r.error());
-                }
-            }
-        }
-    }
-    for (auto& op : batch.ops) {
-        if (op.fd >= 0) {
-            ::close(op.fd);
-            op.fd = -1;
-        }
-        if (op.kind == OpKind::Ingest && op.state == State::Failed) {
-            ::unlink((tmp_dir / op.tmp_name).c_str());
-        }
-    }
-
-    // 3. One journal append + fdatasync for the whole batch.
-    std::string bytes;
-    for (const auto& op : batch.ops) {
-        if (op.state == State::Queued) {
-            bytes += op.journal_bytes;
-        }
-    }
-    auto journal_failed = [&](Error e) {
-        batch.read_only = true;
-        batch.read_only_reason = e.message;
-        for (auto& op : batch.ops) {
-            if (op.state == State::Queued) {
-                fail(op, State::Uncertain, e);
-            }
-        }
-    };
-    if (!bytes.empty()) {
-        Result<void> r;
-        if (fault("journal_write")) {
-            r = tl::unexpected(injected("journal_write", journal));
-        } else {
-            r = pwrite_all(batch.journal_fd, bytes, batch.journal_size, journal);
-        }
-        if (r && fault("journal_fsync")) {
-            r = tl::unexpected(injected("journal_fsync", journal));
-        } else if (r && ::fdatasync(batch.journal_fd) != 0) {
-            r = tl::unexpected(io_error("fdatasync", journal, errno));
-        }
-        if (!r) {
-            journal_failed(r.error());
-            return;
-        }
-        batch.journal_size += bytes.size();
-    }
-
-    // 4. Journaled messages move into cur/; expunged files go away.
-    bool renamed = false;
-    for (auto& op : batch.ops) {
-        if (op.state != State::Queued) {
-            continue;
-        }
-        if (op.kind == OpKind::Ingest) {
-            fs::path from = tmp_dir / op.tmp_name;
-            fs::path to = cur_dir / op.message.file_name;
-            if (fault("rename")) {
-                journal_failed(injected("rename", from));
-                return;
-            }
-            if (::rename(from.c_str(), to.c_str()) != 0) {
-                journal_failed(io_error("rename", from, errno));
-                return;
-            }
-            renamed = true;
-        }
-    }
-    if (renamed) {
-        if (fault("cur_dir_fsync")) {
-            journal_failed(injected("cur_dir_fsync", cur_dir));
-            return;
-        }
-        if (auto r = fsync_dir(cur_dir); !r) {
-            journal_failed(r.error());
-            return;
-        }
-    }
-    for (auto& op : batch.ops) {
-        if (op.state == State::Queued) {
-            op.state = State::Done;
-        }
-    }
-    // Unlinking after the journal says "expunged": a crash in between leaves only an
-    // unreferenced file in cur/, never a record without its file. No fsync needed.
-    for (const auto& op : batch.ops) {
-        if (op.kind == OpKind::Expunge && op.state == State::Done) {
-            for (const auto& name : op.expunged_files) {
-                ::unlink((cur_dir / name).c_str());
-            }
-        }
     }
 }
 
@@ -455,244 +247,6 @@ fs::path Store::folder_dir(const UserState& user, FolderId id) const {
     return user.dir / ("." + std::to_string(id));
 }
 
-std::uint32_t Store::next_uid_validity(UserState& user) {
-    std::int64_t t = now();
-    std::uint32_t v = t < 1 ? 1u : t > UINT32_MAX ? UINT32_MAX : static_cast<std::uint32_t>(t);
-    if (v <= user.max_uid_validity) {
-        v = user.max_uid_validity + 1; // the clock went back, or two creations in a second
-    }
-    user.max_uid_validity = v;
-    return v;
-}
-
-Result<void> Store::append_registry(UserState& user, const JournalRecord& rec) {
-    std::string bytes;
-    append_record(bytes, rec);
-    fs::path path = user.dir / kRegistryFile;
-    if (auto r = pwrite_all(user.registry_fd, bytes, user.registry_size, path); !r) {
-        return r;
-    }
-    if (::fdatasync(user.registry_fd) != 0) {
-        return tl::unexpected(io_error("fdatasync", path, errno));
-    }
-    user.registry_size += bytes.size();
-    return {};
-}
-
-Result<void> Store::open_user(std::string_view user) {
-    auto u = load_user(user);
-    if (!u) {
-        return tl::unexpected(u.error());
-    }
-    return {};
-}
-
-Result<Store::UserState*> Store::load_user(std::string_view name) {
-    if (auto it = users_.find(name); it != users_.end()) {
-        return it->second.get();
-    }
-    if (auto v = validate_user_name(name); !v) {
-        return tl::unexpected(v.error());
-    }
-    auto user = std::make_unique<UserState>();
-    user->name = std::string(name);
-    user->dir = options_.data_dir / "users" / user->name;
-    const fs::path registry = user->dir / kRegistryFile;
-
-    if (::access(registry.c_str(), F_OK) != 0) {
-        // First use (or a crash before the registry was written: nothing can have been
-        // committed then, so starting over is safe).
-        if (auto r = make_maildir(user->dir); !r) {
-            return tl::unexpected(r.error());
-        }
-        std::uint32_t uidv = next_uid_validity(*user);
-        std::int64_t t = now();
-        if (auto r = create_journal(user->dir / kIndexFile, kIndexMagic,
-                                    {FolderHeaderRec{uidv, t, 1, 1}});
-            !r) {
-            return tl::unexpected(r.error());
-        }
-        if (auto r = create_journal(registry, kRegistryMagic,
-                                    {FolderCreatedRec{kInbox, uidv, t, std::string(kInboxName)}});
-            !r) {
-            return tl::unexpected(r.error());
-        }
-        if (auto r = fsync_dir(options_.data_dir / "users"); !r) {
-            return tl::unexpected(r.error());
-        }
-        user->max_uid_validity = 0;
-    }
-
-    std::map<FolderId, FolderCreatedRec> live;
-    auto opened = open_journal(registry, kRegistryMagic, [&](JournalRecord&& rec) -> Result<void> {
-        if (auto* c = std::get_if<FolderCreatedRec>(&rec)) {
-            user->max_uid_validity = std::max(user->max_uid_validity, c->uid_validity);
-            user->next_folder_id = std::max(user->next_folder_id, c->id + 1);
-            live[c->id] = std::move(*c);
-        } else if (auto* d = std::get_if<FolderDeletedRec>(&rec)) {
-            live.erase(d->id);
-        } else {
-            return make_error(Errc::Corrupt, "unexpected record in folder registry");
-        }
-        return {};
-    });
-    if (!opened) {
-        return tl::unexpected(opened.error());
-    }
-    user->registry_fd = opened->fd;
-    user->registry_size = opened->size;
-    if (!live.count(kInbox)) {
-        return make_error(Errc::Corrupt, "folder registry of " + user->name + " has no INBOX");
-    }
-
-    UserState* u = user.get();
-    users_.emplace(user->name, std::move(user));
-    for (auto& [id, rec] : live) {
-        if (auto r = load_folder(*u, id, rec.name, rec.uid_validity); !r) {
-            std::string key = u->name; // erase() destroys u->name
-            users_.erase(key);
-            return tl::unexpected(r.error());
-        }
-    }
-    // Folder directories the registry does not list are leftovers of a crash during
-    // create_folder/delete_folder (ids are never reused, so nothing refers to them).
-    if (auto names = list_dir(u->dir)) {
-        for (const auto& n : *names) {
-            if (n.size() < 2 || n[0] != '.' ||
-                !std::all_of(n.begin() + 1, n.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-                continue;
-            }
-            FolderId id = static_cast<FolderId>(std::strtoul(n.c_str() + 1, nullptr, 10));
-            if (!live.count(id)) {
-                std::error_code ec;
-                fs::remove_all(u->dir / n, ec);
-            }
-        }
-    }
-    return u;
-}
-
-Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
-                                std::uint32_t uid_validity) {
-    auto folder = std::make_unique<FolderState>();
-    FolderState& f = *folder;
-    f.user = &user;
-    f.id = id;
-    f.name = std::move(name);
-    f.dir = folder_dir(user, id);
-
-    // Replay. Expunges are applied after the scan so 100k records stay linear.
-    std::unordered_set<Uid> expunged;
-    bool have_header = false;
-    auto on_record = [&](JournalRecord&& rec) -> Result<void> {
-        if (auto* h = std::get_if<FolderHeaderRec>(&rec)) {
-            if (have_header) {
-                return make_error(Errc::Corrupt, "second FolderHeader");
-            }
-            have_header = true;
-            f.uid_validity = h->uid_validity;
-            f.uid_next = std::max(f.uid_next, h->uid_next);
-            f.highest_modseq = std::max(f.highest_modseq, h->highest_modseq);
-            return {};
-        }
-        if (!have_header) {
-            return make_error(Errc::Corrupt, "index does not start with a FolderHeader");
-        }
-        if (auto* a = std::get_if<MessageAddedRec>(&rec)) {
-            MessageRecord& m = a->message;
-            if (m.uid < f.uid_next) {
-                return make_error(Errc::Corrupt, "UID " + std::to_string(m.uid) +
-                                                     " not above UIDNEXT " +
-                                                     std::to_string(f.uid_next));
-            }
-            f.uid_next = m.uid + 1;
-            f.highest_modseq = std::max(f.highest_modseq, m.modseq);
-            if (has_origin_fields(m.origin)) {
-                user.ledger.try_emplace(origin_key(m.origin.account, m.origin.uidl),
-                                        OriginEntry{m.origin, id, m.uid, m.commit_time, false});
-            }
-            f.messages.push_back(std::move(m));
-        } else if (auto* c = std::get_if<FlagsChangedRec>(&rec)) {
-            f.highest_modseq = std::max(f.highest_modseq, c->modseq);
-            if (MessageRecord* m = find_message(f.messages, c->uid)) {
-                m->flags = c->flags;
-                m->keywords = std::move(c->keywords);
-                m->modseq = c->modseq;
-            }
-        } else if (auto* e = std::get_if<ExpungedRec>(&rec)) {
-            f.highest_modseq = std::max(f.highest_modseq, e->modseq);
-            expunged.insert(e->uids.begin(), e->uids.end());
-        } else {
-            return make_error(Errc::Corrupt, "registry record in a folder index");
-        }
-        return {};
-    };
-    // Size the containers once: ~80 bytes per MessageAdded record is a low estimate.
-    std::error_code size_ec;
-    auto journal_bytes = fs::file_size(f.dir / kIndexFile, size_ec);
-    if (!size_ec) {
-        std::size_t estimate = static_cast<std::size_t>(journal_bytes / 80);
-        f.messages.reserve(estimate);
-        user.ledger.reserve(user.ledger.size() + estimate);
-    }
-    auto opened = open_journal(f.dir / kIndexFile, kIndexMagic, on_record);
-    if (!opened) {
-        return tl::unexpected(opened.error());
-    }
-    f.journal_fd = opened->fd;
-    f.journal_size = opened->size;
-    if (!have_header) {
-        return make_error(Errc::Corrupt, "index without a FolderHeader in " + f.dir.string());
-    }
-    if (f.uid_validity != uid_validity) {
-        return make_error(Errc::Corrupt,
-                          "UIDVALIDITY of " + f.dir.string() + " differs from the folder registry");
-    }
-    if (!expunged.empty()) {
-        for (const auto& m : f.messages) {
-            if (expunged.count(m.uid) && has_origin_fields(m.origin)) {
-                user.ledger[origin_key(m.origin.account, m.origin.uidl)].expunged = true;
-            }
-        }
-        std::erase_if(f.messages, [&](const MessageRecord& m) { return expunged.count(m.uid); });
-    }
-    f.uid_reserved = f.uid_next;
-    f.modseq_reserved = f.highest_modseq;
-
-    // tmp/: journaled-but-not-renamed files roll forward; anything else is an orphan.
-    const fs::path tmp_dir = f.dir / "tmp";
-    auto tmp_names = list_dir(tmp_dir);
-    if (!tmp_names) {
-        return tl::unexpected(tmp_names.error());
-    }
-    if (!tmp_names->empty()) {
-        std::unordered_map<std::string_view, const MessageRecord*> by_base;
-        for (const auto& m : f.messages) {
-            by_base.emplace(std::string_view(m.file_name).substr(0, m.file_name.find(',')), &m);
-        }
-        for (const auto& n : *tmp_names) {
-            fs::path from = tmp_dir / n;
-            auto it = by_base.find(n);
-            if (it != by_base.end()) {
-                fs::path to = f.dir / "cur" / it->second->file_name;
-                if (::rename(from.c_str(), to.c_str()) != 0) {
-                    return tl::unexpected(io_error("rename", from, errno));
-                }
-            } else if (::unlink(from.c_str()) != 0 && errno != ENOENT) {
-                return tl::unexpected(io_error("unlink", from, errno));
-            }
-        }
-        if (auto r = fsync_dir(f.dir / "cur"); !r) {
-            return r;
-        }
-        if (auto r = fsync_dir(tmp_dir); !r) {
-            return r;
-        }
-    }
-    user.folders.emplace(id, std::move(folder));
-    return {};
-}
-
 Result<Store::FolderState*> Store::folder_state(std::string_view user, FolderId folder) {
     auto u = load_user(user);
     if (!u) {
@@ -704,117 +258,6 @@ Result<Store::FolderState*> Store::folder_state(std::string_view user, FolderId 
                           "no folder " + std::to_string(folder) + " for " + std::string(user));
     }
     return it->second.get();
-}
-
-// --- folders ---------------------------------------------------------------------------
-
-Result<FolderId> Store::find_folder(std::string_view user, std::string_view name) {
-    auto u = load_user(user);
-    if (!u) {
-        return tl::unexpected(u.error());
-    }
-    for (const auto& [id, f] : (*u)->folders) {
-        if (f->name == name) {
-            return id;
-        }
-    }
-    return make_error(Errc::NotFound, "no such folder");
-}
-
-Result<std::vector<FolderInfo>> Store::list_folders(std::string_view user) {
-    auto u = load_user(user);
-    if (!u) {
-        return tl::unexpected(u.error());
-    }
-    std::vector<FolderInfo> out;
-    for (const auto& [id, f] : (*u)->folders) {
-        out.push_back(FolderInfo{id, f->name, f->uid_validity});
-    }
-    return out;
-}
-
-Result<FolderId> Store::create_folder(std::string_view user, std::string_view name) {
-    auto u = load_user(user);
-    if (!u) {
-        return tl::unexpected(u.error());
-    }
-    if (auto v = validate_folder_name(name); !v) {
-        return tl::unexpected(v.error());
-    }
-    UserState& us = **u;
-    for (const auto& [id, f] : us.folders) {
-        if (f->name == name) {
-            return make_error(Errc::AlreadyExists, "folder exists");
-        }
-    }
-    FolderId id = us.next_folder_id;
-    fs::path dir = folder_dir(us, id);
-    std::error_code ec;
-    fs::remove_all(dir, ec); // a leftover of a crash mid-create; nothing refers to it
-    if (auto r = make_maildir(dir); !r) {
-        return tl::unexpected(r.error());
-    }
-    std::uint32_t previous_max = us.max_uid_validity;
-    std::uint32_t uidv = next_uid_validity(us);
-    std::int64_t t = now();
-    auto fail = [&](Error e) -> Result<FolderId> {
-        us.max_uid_validity = previous_max;
-        fs::remove_all(dir, ec);
-        return tl::unexpected(std::move(e));
-    };
-    if (auto r = create_journal(dir / kIndexFile, kIndexMagic, {FolderHeaderRec{uidv, t, 1, 1}});
-        !r) {
-        return fail(r.error());
-    }
-    if (auto r = fsync_dir(us.dir); !r) {
-        return fail(r.error());
-    }
-    // The registry record is the commit point of the creation.
-    if (auto r = append_registry(us, FolderCreatedRec{id, uidv, t, std::string(name)}); !r) {
-        return fail(r.error());
-    }
-    us.next_folder_id = id + 1;
-    if (auto r = load_folder(us, id, std::string(name), uidv); !r) {
-        return tl::unexpected(r.error());
-    }
-    return id;
-}
-
-Result<void> Store::delete_folder(std::string_view user, FolderId folder) {
-    auto f = folder_state(user, folder);
-    if (!f) {
-        return tl::unexpected(f.error());
-    }
-    FolderState& fs_ = **f;
-    if (folder == kInbox) {
-        return make_error(Errc::InvalidState, "the INBOX cannot be deleted");
-    }
-    if (fs_.in_job || !fs_.pending.empty()) {
-        return make_error(Errc::Busy, "folder has uncommitted changes");
-    }
-    UserState& us = *fs_.user;
-    if (auto r = append_registry(us, FolderDeletedRec{folder}); !r) {
-        return r;
-    }
-    for (const auto& m : fs_.messages) {
-        if (has_origin_fields(m.origin)) {
-            auto it = us.ledger.find(origin_key(m.origin.account, m.origin.uidl));
-            if (it != us.ledger.end()) {
-                it->second.expunged = true;
-            }
-        }
-    }
-    std::vector<Listener*> listeners = std::move(fs_.listeners);
-    fs::path dir = fs_.dir;
-    us.folders.erase(folder);
-    std::error_code ec;
-    fs::remove_all(dir, ec); // failure leaves an orphan directory, removed at next open
-    for (Listener* l : listeners) {
-        if (l) {
-            l->on_folder_deleted();
-        }
-    }
-    return {};
 }
 
 // --- ingest ----------------------------------------------------------------------------
@@ -850,8 +293,8 @@ Result<Incoming> Store::begin_incoming(std::string_view user, FolderId folder) {
     return make_error(Errc::Io, "could not create a unique tmp file");
 }
 
-Ticket Store::queue(FolderState& folder, PendingOp op) {
-    op.ticket = next_ticket_++;
+Ticket Store::queue(FolderState& folder, PendingOp op, Ticket ticket) {
+    op.ticket = ticket != 0 ? ticket : next_ticket_++;
     Ticket t = op.ticket;
     folder.pending.push_back(std::move(op));
     if (!folder.queued) {
@@ -862,7 +305,8 @@ Ticket Store::queue(FolderState& folder, PendingOp op) {
 }
 
 Result<Ticket> Store::commit_incoming(Incoming&& incoming, const Origin& origin,
-                                      std::int64_t internal_date) {
+                                      std::int64_t internal_date, Flags flags,
+                                      std::span<const std::string> keywords) {
     if (incoming.owner_ != this || !incoming.active()) {
         return make_error(Errc::InvalidState, "Incoming is not active or not from this store");
     }
@@ -876,6 +320,16 @@ Result<Ticket> Store::commit_incoming(Incoming&& incoming, const Origin& origin,
     FolderState& folder = **f;
     if (folder.read_only) {
         return make_error(Errc::ReadOnly, "folder is read-only: " + folder.read_only_reason);
+    }
+    for (const auto& k : keywords) {
+        if (auto v = validate_keyword(k); !v) {
+            return tl::unexpected(v.error());
+        }
+    }
+    std::vector<std::string> kw =
+        normalize_keywords(std::vector<std::string>(keywords.begin(), keywords.end()));
+    if (kw.size() > kMaxKeywordsPerMessage) {
+        return make_error(Errc::TooLarge, "too many keywords on one message");
     }
     std::string key;
     if (has_origin_fields(origin)) {
@@ -898,6 +352,8 @@ Result<Ticket> Store::commit_incoming(Incoming&& incoming, const Origin& origin,
     m.modseq = ++folder.modseq_reserved;
     m.size = incoming.size_;
     m.internal_date = internal_date;
+    m.flags.bits = flags.bits & Flags::kAll;
+    m.keywords = std::move(kw);
     m.origin = origin;
     m.commit_time = now();
     m.file_name = incoming.base_name_ + ",S=" + std::to_string(m.size) + ":2,";
@@ -907,6 +363,19 @@ Result<Ticket> Store::commit_incoming(Incoming&& incoming, const Origin& origin,
         folder.user->pending_origins.emplace(std::move(key), t);
     }
     return t;
+}
+
+Result<Ticket> Store::append(std::string_view user, FolderId folder, std::string_view bytes,
+                             Flags flags, std::span<const std::string> keywords,
+                             std::int64_t internal_date) {
+    auto in = begin_incoming(user, folder);
+    if (!in) {
+        return tl::unexpected(in.error());
+    }
+    if (auto r = in->append(bytes); !r) {
+        return tl::unexpected(r.error()); // ~Incoming unlinks the tmp file
+    }
+    return commit_incoming(std::move(*in), Origin{}, internal_date, flags, keywords);
 }
 
 bool Store::has_origin(std::string_view user, std::string_view account, std::string_view uidl) {
@@ -936,10 +405,11 @@ Result<std::vector<OriginEntry>> Store::committed_origins(std::string_view user,
     return out;
 }
 
-// --- flags / expunge -------------------------------------------------------------------
+// --- flags / expunge / copy / move -----------------------------------------------------
 
 Result<Ticket> Store::set_flags(std::string_view user, FolderId folder, std::span<const Uid> uids,
-                                FlagOp op, Flags flags, std::span<const std::string> keywords) {
+                                FlagOp op, Flags flags, std::span<const std::string> keywords,
+                                std::optional<ModSeq> unchanged_since) {
     auto f = folder_state(user, folder);
     if (!f) {
         return tl::unexpected(f.error());
@@ -968,6 +438,11 @@ Result<Ticket> Store::set_flags(std::string_view user, FolderId folder, std::spa
         Flags cur = proj != fs_.projected.end() ? proj->second.flags : m->flags;
         const std::vector<std::string>& cur_kw =
             proj != fs_.projected.end() ? proj->second.keywords : m->keywords;
+        ModSeq cur_modseq = proj != fs_.projected.end() ? proj->second.modseq : m->modseq;
+        if (unchanged_since && cur_modseq > *unchanged_since) {
+            pending.modified.push_back(uid); // RFC 7162 3.2: fails the condition
+            continue;
+        }
         Flags next;
         std::vector<std::string> next_kw;
         switch (op) {
@@ -1026,6 +501,93 @@ Result<Ticket> Store::expunge(std::string_view user, FolderId folder, std::span<
         append_record(pending.journal_bytes, pending.expunged);
     }
     return queue(fs_, std::move(pending));
+}
+
+Result<Ticket> Store::copy(std::string_view user, FolderId source, std::span<const Uid> uids,
+                           FolderId target) {
+    return queue_copy(user, source, uids, target, false);
+}
+
+Result<Ticket> Store::move(std::string_view user, FolderId source, std::span<const Uid> uids,
+                           FolderId target) {
+    return queue_copy(user, source, uids, target, true);
+}
+
+Result<Ticket> Store::queue_copy(std::string_view user, FolderId source, std::span<const Uid> uids,
+                                 FolderId target, bool move) {
+    auto s = folder_state(user, source);
+    if (!s) {
+        return tl::unexpected(s.error());
+    }
+    auto t = folder_state(user, target);
+    if (!t) {
+        return tl::unexpected(t.error());
+    }
+    FolderState& src = **s;
+    FolderState& dst = **t;
+    if (dst.read_only) {
+        return make_error(Errc::ReadOnly, "target folder is read-only: " + dst.read_only_reason);
+    }
+    if (move && src.read_only) {
+        return make_error(Errc::ReadOnly, "source folder is read-only: " + src.read_only_reason);
+    }
+    std::vector<Uid> sorted(uids.begin(), uids.end());
+    std::sort(sorted.begin(), sorted.end());
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+
+    PendingOp op;
+    op.kind = move ? OpKind::Move : OpKind::Copy;
+    op.source_folder = source;
+    PendingOp src_op;
+    src_op.kind = OpKind::Expunge;
+    src_op.move_source = true;
+    std::int64_t t_now = now();
+    for (Uid uid : sorted) {
+        const MessageRecord* m = find_message(src.messages, uid);
+        if (m == nullptr || src.expunging.count(uid)) {
+            continue; // gone, or on its way out
+        }
+        CopyItem item;
+        item.source = src.dir / "cur" / m->file_name;
+        item.source_uid = uid;
+        std::string base = std::to_string(t_now) + ".P" + std::to_string(::getpid()) + "Q" +
+                           std::to_string(++name_counter_) + "." + options_.hostname;
+        item.tmp_name = base;
+        MessageRecord& c = item.message;
+        c.uid = 0; // assigned below, once nothing can fail
+        c.size = m->size;
+        c.internal_date = m->internal_date; // RFC 3501 6.4.7: COPY keeps the internal date
+        auto proj = src.projected.find(uid);
+        c.flags = proj != src.projected.end() ? proj->second.flags : m->flags;
+        c.keywords = proj != src.projected.end() ? proj->second.keywords : m->keywords;
+        c.commit_time = t_now;
+        c.file_name = base + ",S=" + std::to_string(c.size) + ":2,";
+        if (move) {
+            c.origin = m->origin; // the ledger follows the message
+            c.moved_from_folder = source;
+            c.moved_from_uid = uid;
+            src_op.expunged.uids.push_back(uid);
+            src_op.expunged_files.push_back(m->file_name);
+        }
+        op.copies.push_back(std::move(item));
+    }
+    for (auto& item : op.copies) {
+        item.message.uid = dst.uid_reserved++;
+        item.message.modseq = ++dst.modseq_reserved;
+        append_record(op.journal_bytes, MessageAddedRec{item.message});
+    }
+    Ticket ticket = queue(dst, std::move(op));
+    if (move) {
+        for (Uid uid : src_op.expunged.uids) {
+            src.expunging.insert(uid);
+        }
+        if (!src_op.expunged.uids.empty()) {
+            src_op.expunged.modseq = ++src.modseq_reserved;
+            append_record(src_op.journal_bytes, src_op.expunged);
+        }
+        queue(src, std::move(src_op), ticket);
+    }
+    return ticket;
 }
 
 // --- reads -----------------------------------------------------------------------------
@@ -1100,8 +662,37 @@ void Store::notify(FolderState& folder, const std::function<void(Listener&)>& fn
 
 // --- group commit ----------------------------------------------------------------------
 
+void Store::warn(std::string message) const {
+    if (options_.log) {
+        options_.log(message);
+    }
+}
+
+std::string Store::snapshot_bytes(const FolderState& f) const {
+    std::string out(kIndexMagic);
+    out.reserve(out.size() + 64 + f.messages.size() * 96);
+    append_record(out, FolderHeaderRec{f.uid_validity, f.created_at, f.uid_next, f.highest_modseq});
+    for (const auto& m : f.messages) {
+        append_record(out, MessageAddedRec{m});
+    }
+    return out;
+}
+
+void Store::maybe_want_compaction(FolderState& f) {
+    if (f.read_only || f.records <= options_.compact_min_records || f.records < f.compact_at ||
+        f.records <= 2 * f.messages.size()) {
+        return;
+    }
+    for (const auto& [user, id] : compact_wanted_) {
+        if (id == f.id && user == f.user->name) {
+            return;
+        }
+    }
+    compact_wanted_.emplace_back(f.user->name, f.id);
+}
+
 std::unique_ptr<SyncJob> Store::take_sync_job() {
-    if (job_running_ || dirty_.empty()) {
+    if (job_running_ || (dirty_.empty() && compact_wanted_.empty())) {
         return nullptr;
     }
     std::unique_ptr<SyncJob> job(new SyncJob());
@@ -1123,6 +714,53 @@ std::unique_ptr<SyncJob> Store::take_sync_job() {
         job->batches_.push_back(std::move(b));
     }
     dirty_.clear();
+    // Compactions for idle folders; busy ones wait for a later job.
+    std::vector<std::pair<std::string, FolderId>> later;
+    for (auto& [user, id] : compact_wanted_) {
+        auto u = users_.find(user);
+        if (u == users_.end() || !u->second->folders.count(id)) {
+            continue;
+        }
+        FolderState& f = *u->second->folders.at(id);
+        if (f.read_only) {
+            continue;
+        }
+        if (f.in_job || f.queued) {
+            later.emplace_back(user, id);
+            continue;
+        }
+        Batch b;
+        b.user = user;
+        b.folder = id;
+        b.dir = f.dir;
+        b.journal_fd = f.journal_fd;
+        b.journal_size = f.journal_size;
+        b.snapshot = snapshot_bytes(f);
+        b.snapshot_records = 1 + f.messages.size();
+        f.in_job = true;
+        job->batches_.push_back(std::move(b));
+    }
+    compact_wanted_ = std::move(later);
+    if (job->batches_.empty()) {
+        return nullptr;
+    }
+    // The source part of a move runs after its target part (SyncJob::run, pass 2).
+    std::unordered_map<Ticket, const PendingOp*> targets;
+    for (const Batch& b : job->batches_) {
+        for (const PendingOp& op : b.ops) {
+            if (op.kind == OpKind::Move) {
+                targets.emplace(op.ticket, &op);
+            }
+        }
+    }
+    for (Batch& b : job->batches_) {
+        for (PendingOp& op : b.ops) {
+            if (op.move_source) {
+                auto it = targets.find(op.ticket);
+                op.after = it != targets.end() ? it->second : nullptr;
+            }
+        }
+    }
     job->last_ticket_ = next_ticket_ - 1;
     job_running_ = true;
     return job;
@@ -1134,6 +772,7 @@ std::vector<Outcome> Store::finish_sync_job(std::unique_ptr<SyncJob> job) {
         return outcomes;
     }
     using State = PendingOp::State;
+    std::vector<std::pair<FolderState*, PendingOp*>> move_sources;
     for (Batch& b : job->batches_) {
         auto u = users_.find(b.user);
         FolderState& f = *u->second->folders.at(b.folder); // pinned: in_job blocks deletion
@@ -1144,17 +783,37 @@ std::vector<Outcome> Store::finish_sync_job(std::unique_ptr<SyncJob> job) {
             f.read_only = true;
             f.read_only_reason = b.read_only_reason;
         }
+        if (!b.snapshot.empty()) {
+            if (b.new_journal_fd >= 0) {
+                ::close(f.journal_fd);
+                f.journal_fd = b.new_journal_fd;
+                b.new_journal_fd = -1;
+                f.records = b.snapshot_records;
+            } else {
+                f.compact_at = f.records * 2; // do not retry at once
+                warn("store: compaction of user " + us.name + " folder " + f.name +
+                     " failed: " + b.compact_error);
+            }
+            continue;
+        }
         for (PendingOp& op : b.ops) {
+            if (op.state == State::Queued) { // run() was never called: nothing is durable
+                op.state = State::Failed;
+                op.error = Error{Errc::InvalidState, "sync job finished without run()"};
+            }
+            if (op.move_source) {
+                move_sources.emplace_back(&f, &op);
+                continue;
+            }
+            const bool ok = op.state == State::Done;
+            if (ok) {
+                f.records += op.journal_bytes.empty() ? 0 : 1;
+            }
             Outcome out;
             out.ticket = op.ticket;
             out.kind = op.kind;
             out.user = b.user;
             out.folder = b.folder;
-            if (op.state == State::Queued) { // run() was never called: nothing is durable
-                op.state = State::Failed;
-                op.error = Error{Errc::InvalidState, "sync job finished without run()"};
-            }
-            const bool ok = op.state == State::Done;
             if (!ok) {
                 out.result = tl::unexpected(op.error);
             }
@@ -1174,10 +833,7 @@ std::vector<Outcome> Store::finish_sync_job(std::unique_ptr<SyncJob> job) {
                 if (!ok) {
                     break;
                 }
-                if (!key.empty()) {
-                    us.ledger.emplace(key, OriginEntry{op.message.origin, f.id, op.message.uid,
-                                                       op.message.commit_time, false});
-                }
+                ledger_put(us.ledger, op.message, f.id, true);
                 f.uid_next = std::max(f.uid_next, op.message.uid + 1);
                 f.highest_modseq = std::max(f.highest_modseq, op.message.modseq);
                 f.messages.push_back(std::move(op.message));
@@ -1186,6 +842,10 @@ std::vector<Outcome> Store::finish_sync_job(std::unique_ptr<SyncJob> job) {
                 break;
             }
             case OpKind::Flags:
+                out.modified = std::move(op.modified);
+                if (ok) {
+                    f.records += op.flag_changes.empty() ? 0 : op.flag_changes.size() - 1;
+                }
                 for (FlagsChangedRec& c : op.flag_changes) {
                     auto p = f.projected.find(c.uid);
                     if (p != f.projected.end() && p->second.modseq == c.modseq) {
@@ -1204,34 +864,62 @@ std::vector<Outcome> Store::finish_sync_job(std::unique_ptr<SyncJob> job) {
                     });
                 }
                 break;
-            case OpKind::Expunge: {
-                if (op.state != State::Uncertain) {
-                    for (Uid uid : op.expunged.uids) {
-                        f.expunging.erase(uid);
-                    }
+            case OpKind::Expunge:
+                apply_expunge(f, op);
+                break;
+            case OpKind::Copy:
+            case OpKind::Move: {
+                out.folder = op.source_folder;
+                out.target = f.id;
+                for (const auto& item : op.copies) {
+                    out.uid_map.emplace_back(item.source_uid, item.message.uid);
                 }
-                if (!ok || op.expunged.uids.empty()) {
+                if (!ok) {
                     break;
                 }
-                f.highest_modseq = std::max(f.highest_modseq, op.expunged.modseq);
-                std::unordered_set<Uid> gone(op.expunged.uids.begin(), op.expunged.uids.end());
-                for (const MessageRecord& m : f.messages) {
-                    if (gone.count(m.uid) && has_origin_fields(m.origin)) {
-                        auto it = us.ledger.find(origin_key(m.origin.account, m.origin.uidl));
-                        if (it != us.ledger.end()) {
-                            it->second.expunged = true;
-                        }
-                    }
+                if (!op.copies.empty()) {
+                    f.records += op.copies.size() - 1;
                 }
-                std::erase_if(f.messages,
-                              [&](const MessageRecord& m) { return gone.count(m.uid) != 0; });
-                for (Uid uid : op.expunged.uids) {
-                    notify(f, [&](Listener& l) { l.on_expunged(uid); });
+                for (auto& item : op.copies) {
+                    MessageRecord& m = item.message;
+                    if (has_origin_fields(m.origin)) { // a move: the ledger follows it
+                        us.ledger[origin_key(m.origin.account, m.origin.uidl)] =
+                            OriginEntry{m.origin, f.id, m.uid, m.commit_time, false};
+                    }
+                    f.uid_next = std::max(f.uid_next, m.uid + 1);
+                    f.highest_modseq = std::max(f.highest_modseq, m.modseq);
+                    f.messages.push_back(std::move(m));
+                    const MessageRecord& added = f.messages.back();
+                    notify(f, [&](Listener& l) { l.on_added(added); });
                 }
                 break;
             }
             }
             outcomes.push_back(std::move(out));
+        }
+    }
+    // Source parts of moves, after every target part has been applied.
+    for (auto& [f, op] : move_sources) {
+        auto out = std::find_if(outcomes.begin(), outcomes.end(),
+                                [&](const Outcome& o) { return o.ticket == op->ticket; });
+        const bool copied = op->after != nullptr && op->after->state == State::Done;
+        if (op->state == State::Done) {
+            f->records += op->journal_bytes.empty() ? 0 : 1;
+        } else if (out != outcomes.end() && out->result) {
+            out->result = tl::unexpected(Error{
+                op->error.code, "moved, but removal from the source failed (finished when the "
+                                "user is next loaded): " +
+                                    op->error.message});
+        }
+        // Locks on the source UIDs stay if the message may now be in both places.
+        bool keep_locks = op->state == State::Uncertain ||
+                          (op->state != State::Done &&
+                           (copied || (op->after && op->after->state == State::Uncertain)));
+        apply_expunge(*f, *op, keep_locks);
+    }
+    for (Batch& b : job->batches_) {
+        if (b.snapshot.empty()) {
+            maybe_want_compaction(*users_.find(b.user)->second->folders.at(b.folder));
         }
     }
     durable_ticket_ = std::max(durable_ticket_, job->last_ticket_);
@@ -1241,4 +929,26 @@ std::vector<Outcome> Store::finish_sync_job(std::unique_ptr<SyncJob> job) {
     return outcomes;
 }
 
+void Store::apply_expunge(FolderState& f, PendingOp& op, bool keep_locks) {
+    using State = PendingOp::State;
+    if (op.state != State::Uncertain && !keep_locks) {
+        for (Uid uid : op.expunged.uids) {
+            f.expunging.erase(uid);
+        }
+    }
+    if (op.state != State::Done || op.expunged.uids.empty()) {
+        return;
+    }
+    f.highest_modseq = std::max(f.highest_modseq, op.expunged.modseq);
+    std::unordered_set<Uid> gone(op.expunged.uids.begin(), op.expunged.uids.end());
+    for (const MessageRecord& m : f.messages) {
+        if (gone.count(m.uid)) {
+            ledger_expunged(f.user->ledger, m, f.id);
+        }
+    }
+    std::erase_if(f.messages, [&](const MessageRecord& m) { return gone.count(m.uid) != 0; });
+    for (Uid uid : op.expunged.uids) {
+        notify(f, [&](Listener& l) { l.on_expunged(uid); });
+    }
+}
 } // namespace popbridge::store

@@ -32,8 +32,45 @@
 // leaves the file's state unknown). Origins of such uncertain commits stay "pending"
 // so the poller does not download them again meanwhile.
 //
+// Copy and move (copy(), move()). The target's new files are hard links of the source
+// files (a copy + fdatasync where linking fails), made on the worker in the target's
+// tmp/, then journaled and renamed like ingested messages. A move is ONE ticket with two
+// parts in the same job: the target records first (each carries moved_from = source
+// folder + UID), then, in a second pass after every batch of the job, one Expunged record
+// in the source. A crash in between leaves the message in both journals; opening the user
+// finishes the move (the moved_from UIDs still in their source are expunged there), so
+// after any crash a moved message is in exactly one of source/target. A moved message
+// keeps its origin; the UIDL ledger follows it to the target. Copies have no origin.
+//
+// Folder hierarchy. Names are opaque UTF-8 with '/' as the separator; the store only
+// uses the prefix "<name>/" to know children. rename_folder() renames children in the
+// same registry record (atomic). Renaming the INBOX is refused (InvalidState): RFC 3501
+// INBOX rename is done by the proxy as create_folder() + move() of every message.
+// delete_folder() refuses a folder with children (HasChildren): the client deletes the
+// children first (simpler than RFC 3501's \Noselect residue). Subscriptions are a
+// persisted set of names, independent of folders (they may name folders that do not
+// exist, and rename/delete leave them alone, RFC 3501 6.3.6).
+//
+// New users get INBOX, Sent, Drafts, Trash, Junk and Archive (with their RFC 6154
+// special-use roles), all subscribed.
+//
+// Recovery of a damaged index (a bad record with good ones after it, not a torn tail):
+// the good records are replayed, messages whose file is gone are dropped, files of
+// expunged records are removed, and the index is rewritten as a snapshot (the damaged
+// file is kept as popbridge.index.damaged.<time>). If cur/ holds message files that no
+// surviving record names, their UIDs are unknown: the folder gets a new UIDVALIDITY and
+// those files get new UIDs above every old one (never renumbering under the old
+// UIDVALIDITY). Every message gets a new modseq in both cases (lost flag changes). A
+// damaged folder registry is Corrupt: the user does not load and nothing is touched.
+//
+// Compaction. When a folder's journal holds many more records than messages, the next
+// take_sync_job() (with nothing else queued for that folder) adds a compaction: the
+// snapshot bytes are built on the loop thread, the worker writes + fdatasyncs them to
+// popbridge.index.compact and renames it over the index; finish_sync_job() swaps the fd.
+//
 // Blocking on the loop thread, by design for now: loading a user (first call naming
-// that user: journal replay, tmp/ scan), create_folder() and delete_folder().
+// that user: journal replay, tmp/ scan, move/damage recovery), create_folder(),
+// rename_folder(), delete_folder() and the subscription calls (one registry fdatasync).
 #pragma once
 
 #include <cstdint>
@@ -41,11 +78,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "store/errc.h"
@@ -68,6 +107,12 @@ struct StoreOptions {
     // ("message_fsync", "tmp_dir_fsync", "journal_write", "journal_fsync", "rename",
     // "cur_dir_fsync"); returning true makes that step fail as if with EIO.
     std::function<bool(std::string_view step)> fault;
+    // Warnings the store recovers from (damaged index rebuilt, a move finished at open,
+    // compaction failed). Called on the loop thread. Default: none.
+    std::function<void(std::string_view message)> log;
+    // A folder's journal is compacted once it has more than this many records AND more
+    // than twice as many records as messages.
+    std::size_t compact_min_records = 4096;
 };
 
 // A message being received into a folder's tmp/ file. Move-only; owned by the caller
@@ -139,12 +184,16 @@ struct FolderInfo {
     FolderId id = kInbox;
     std::string name;
     std::uint32_t uid_validity = 0;
+    SpecialUse special_use = SpecialUse::None;
+    bool has_children = false; // another folder is named "<name>/..."
 };
 
 enum class OpKind : std::uint8_t {
-    Ingest,  // commit_incoming
+    Ingest,  // commit_incoming, append
     Flags,   // set_flags
     Expunge, // expunge
+    Copy,    // copy
+    Move,    // move
 };
 std::string_view to_string(OpKind kind) noexcept;
 
@@ -154,24 +203,44 @@ struct Outcome {
     OpKind kind = OpKind::Ingest;
     std::string user;
     FolderId folder = kInbox;
-    Origin origin;       // Ingest: the origin now committed (if result has a value)
-    Uid uid = 0;         // Ingest: the UID assigned
-    Result<void> result; // error: nothing of this ticket is visible
+    Origin origin; // Ingest: the origin now committed (if result has a value)
+    Uid uid = 0;   // Ingest: the UID assigned
+    // Copy/Move: source UID -> target UID, ascending by source UID (UIDPLUS COPYUID).
+    // folder above is the SOURCE folder; target is the target folder.
+    std::vector<std::pair<Uid, Uid>> uid_map;
+    FolderId target = kInbox;
+    // Flags: UIDs that failed UNCHANGEDSINCE (RFC 7162 MODIFIED); they were not changed.
+    std::vector<Uid> modified;
+    // Error: nothing of this ticket is visible, except for a Move whose copies are
+    // durable but whose source removal failed: then uid_map is filled and the source
+    // removal is finished when the user is next loaded.
+    Result<void> result;
 };
 
 namespace detail {
 // One queued mutation. Internal to the store; public only so SyncJob is complete.
+struct CopyItem {
+    std::filesystem::path source; // the source file in the source folder's cur/
+    std::string tmp_name;         // name in the target's tmp/
+    Uid source_uid = 0;
+    MessageRecord message; // the record in the target
+};
 struct PendingOp {
     enum class State : std::uint8_t { Queued, Done, Failed, Uncertain };
     Ticket ticket = 0;
-    OpKind kind = OpKind::Ingest;
-    int fd = -1;                               // Ingest: the tmp file, closed by run()
-    std::string tmp_name;                      // Ingest: name in tmp/
-    MessageRecord message;                     // Ingest: the record as it will be visible
+    OpKind kind = OpKind::Ingest; // Copy/Move: the target part; Move source part: Expunge
+    int fd = -1;                  // Ingest: the tmp file, closed by run()
+    std::string tmp_name;         // Ingest: name in tmp/
+    MessageRecord message;        // Ingest: the record as it will be visible
     std::vector<FlagsChangedRec> flag_changes; // Flags
     ExpungedRec expunged;                      // Expunge
     std::vector<std::string> expunged_files;   // Expunge: cur/ names, unlinked by run()
-    std::string journal_bytes;                 // framed records to append
+    std::vector<CopyItem> copies;              // Copy/Move target part
+    FolderId source_folder = 0;                // Copy/Move target part
+    std::vector<Uid> modified;                 // Flags: failed UNCHANGEDSINCE
+    bool move_source = false;                  // the Expunge part of a Move (same ticket)
+    const PendingOp* after = nullptr; // move_source: the target part; runs only if it is Done
+    std::string journal_bytes;        // framed records to append
     State state = State::Queued;
     Error error;
 };
@@ -184,6 +253,10 @@ struct Batch {
     bool read_only = false; // in: folder already read-only; out: became read-only
     std::string read_only_reason;
     std::vector<PendingOp> ops;
+    std::string snapshot; // compaction: the whole new index (ops is empty then)
+    std::size_t snapshot_records = 0;
+    int new_journal_fd = -1;   // compaction done: the fd of the new index
+    std::string compact_error; // compaction failed: why
 };
 } // namespace detail
 
@@ -204,9 +277,11 @@ private:
     friend class Store;
     SyncJob() = default;
     bool fault(std::string_view step) const { return fault_ && fault_(step); }
-    void run_batch(detail::Batch& batch);
+    void run_batch(detail::Batch& batch, bool second_pass);
+    void run_compaction(detail::Batch& batch);
 
     std::vector<detail::Batch> batches_;
+    std::vector<std::filesystem::path> unlink_after_; // expunged files, removed at the end
     std::function<bool(std::string_view)> fault_;
     Ticket last_ticket_ = 0;
     const Store* owner_ = nullptr;
@@ -223,27 +298,50 @@ public:
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
-    // Loads (creating on first use, with an INBOX) the user. Every call naming a user
-    // does this implicitly; blocking the first time. InvalidName for bad user names.
+    // Loads (creating on first use, with INBOX, Sent, Drafts, Trash, Junk, Archive) the user. Every
+    // call naming a user does this implicitly; blocking the first time. InvalidName for bad user
+    // names.
     Result<void> open_user(std::string_view user);
 
     // Folders. Names are opaque bytes (the proxy canonicalises "INBOX" and encodings);
     // the INBOX is kInbox and is named "INBOX". Blocking (rare operations).
     Result<FolderId> find_folder(std::string_view user, std::string_view name);
+    // Sorted by name.
     Result<std::vector<FolderInfo>> list_folders(std::string_view user);
     // New id, new UIDVALIDITY > every UIDVALIDITY this user ever had. AlreadyExists.
-    Result<FolderId> create_folder(std::string_view user, std::string_view name);
-    // Busy while the folder has queued work or a job; InvalidState for the INBOX.
+    // Parents need not exist (the proxy may create them first, RFC 3501 6.3.3).
+    Result<FolderId> create_folder(std::string_view user, std::string_view name,
+                                   SpecialUse special_use = SpecialUse::None);
+    // Renames the folder and every folder under "<old>/" (keeping ids, UIDVALIDITY and
+    // messages). InvalidState for the INBOX (see top of file), AlreadyExists if any new
+    // name is taken, InvalidName if new_name is bad or lies under the folder itself.
+    Result<void> rename_folder(std::string_view user, FolderId folder, std::string_view new_name);
+    // Busy while the folder has queued work or a job; InvalidState for the INBOX;
+    // HasChildren while another folder is named "<name>/...".
     // Ledger entries of its messages stay (marked expunged).
     Result<void> delete_folder(std::string_view user, FolderId folder);
+
+    // Subscriptions (RFC 3501 6.3.6/6.3.7): a persisted set of names. Subscribing twice
+    // or unsubscribing an unknown name is a no-op. InvalidName as for folder names.
+    Result<void> subscribe_name(std::string_view user, std::string_view name);
+    Result<void> unsubscribe_name(std::string_view user, std::string_view name);
+    // Sorted.
+    Result<std::vector<std::string>> list_subscribed(std::string_view user);
 
     // Ingest. begin_incoming creates tmp/<unique> with O_EXCL.
     Result<Incoming> begin_incoming(std::string_view user, FolderId folder);
     // Queues the message (step 1). AlreadyExists if the origin is committed or pending
     // (an empty account+uidl means "no origin" and skips the ledger). On success the
     // Incoming is consumed (inactive); on error it is left as it was.
+    // flags/keywords: the message's initial flags (IMAP APPEND); keywords as for set_flags.
     Result<Ticket> commit_incoming(Incoming&& incoming, const Origin& origin,
-                                   std::int64_t internal_date);
+                                   std::int64_t internal_date, Flags flags = {},
+                                   std::span<const std::string> keywords = {});
+    // IMAP APPEND of a message held in memory: begin_incoming + append + commit_incoming
+    // without an origin. The Outcome's uid is the new UID (UIDPLUS APPENDUID).
+    Result<Ticket> append(std::string_view user, FolderId folder, std::string_view bytes,
+                          Flags flags, std::span<const std::string> keywords,
+                          std::int64_t internal_date);
     // Committed, pending, or uncertain (see header comment). False if the user can't load.
     bool has_origin(std::string_view user, std::string_view account, std::string_view uidl);
     // The ledger entries of one account (committed only), in commit order of UIDs per
@@ -253,11 +351,23 @@ public:
 
     // Queues a flag change on the given UIDs (unknown UIDs are skipped, as UID STORE
     // does). Each message whose flags/keywords actually change gets a new modseq.
+    // unchanged_since (RFC 7162 UNCHANGEDSINCE): a message whose modseq (including
+    // queued changes) is above it is left alone and listed in Outcome::modified.
     Result<Ticket> set_flags(std::string_view user, FolderId folder, std::span<const Uid> uids,
-                             FlagOp op, Flags flags, std::span<const std::string> keywords);
+                             FlagOp op, Flags flags, std::span<const std::string> keywords,
+                             std::optional<ModSeq> unchanged_since = std::nullopt);
     // Queues removal of the given UIDs (unknown ones skipped). Files are unlinked after
     // the journal record is durable. Origins stay in the ledger.
     Result<Ticket> expunge(std::string_view user, FolderId folder, std::span<const Uid> uids);
+    // Queues a copy of the given committed UIDs (unknown, or being expunged/moved: skipped)
+    // into target with their current flags and keywords and new UIDs; Outcome::uid_map
+    // says which. ReadOnly if target is read-only. Source may equal target.
+    Result<Ticket> copy(std::string_view user, FolderId source, std::span<const Uid> uids,
+                        FolderId target);
+    // As copy(), then the originals are expunged from source (see top of file). ReadOnly if
+    // either folder is read-only.
+    Result<Ticket> move(std::string_view user, FolderId source, std::span<const Uid> uids,
+                        FolderId target);
 
     // Reads: committed state only.
     Result<FolderView> view(std::string_view user, FolderId folder);
@@ -273,7 +383,8 @@ public:
     // Returns one Outcome per ticket of the job, sorted by ticket.
     std::vector<Outcome> finish_sync_job(std::unique_ptr<SyncJob> job);
     bool job_running() const { return job_running_; }
-    bool has_pending() const { return !dirty_.empty(); }
+    // Queued work or a wanted compaction.
+    bool has_pending() const { return !dirty_.empty() || !compact_wanted_.empty(); }
     // Every ticket <= durable_ticket() has its outcome delivered.
     Ticket durable_ticket() const { return durable_ticket_; }
     Ticket last_ticket() const { return next_ticket_ - 1; }
@@ -287,16 +398,28 @@ private:
     Result<UserState*> load_user(std::string_view user);
     Result<FolderState*> folder_state(std::string_view user, FolderId folder);
     Result<void> load_folder(UserState& user, FolderId id, std::string name,
-                             std::uint32_t uid_validity);
+                             std::uint32_t uid_validity, SpecialUse special_use);
+    Result<void> rebuild_folder(UserState& user, FolderState& folder,
+                                const std::unordered_map<Uid, std::string>& expunged_files,
+                                std::uint64_t damaged_at);
+    Result<void> finish_moves(UserState& user);
+    Result<void> create_user(UserState& user);
+    Result<Ticket> queue_copy(std::string_view user, FolderId source, std::span<const Uid> uids,
+                              FolderId target, bool move);
+    void maybe_want_compaction(FolderState& folder);
+    void apply_expunge(FolderState& folder, detail::PendingOp& op, bool keep_locks = false);
+    std::string snapshot_bytes(const FolderState& folder) const;
+    void warn(std::string message) const;
     std::uint32_t next_uid_validity(UserState& user);
     Result<void> append_registry(UserState& user, const JournalRecord& rec);
     std::filesystem::path folder_dir(const UserState& user, FolderId id) const;
-    Ticket queue(FolderState& folder, detail::PendingOp op);
+    Ticket queue(FolderState& folder, detail::PendingOp op, Ticket ticket = 0);
     void notify(FolderState& folder, const std::function<void(Listener&)>& fn);
 
     StoreOptions options_;
     std::map<std::string, std::unique_ptr<UserState>, std::less<>> users_;
     std::vector<FolderState*> dirty_; // folders with queued ops, in first-queued order
+    std::vector<std::pair<std::string, FolderId>> compact_wanted_;
     Ticket next_ticket_ = 1;
     Ticket durable_ticket_ = 0;
     bool job_running_ = false;

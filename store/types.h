@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "store/flags.h"
@@ -14,6 +15,18 @@ using Ticket = std::uint64_t;   // identifies one queued mutation; grows by 1 pe
 using FolderId = std::uint32_t; // store-generated; never derived from a mailbox name
 using ModSeq = std::uint64_t;   // RFC 7162 mod-sequence; grows per change, never reused
 inline constexpr FolderId kInbox = 0;
+
+// RFC 6154 special-use role of a folder. Recorded at creation; survives renames.
+enum class SpecialUse : std::uint8_t {
+    None = 0,
+    Sent = 1,
+    Drafts = 2,
+    Trash = 3,
+    Junk = 4,
+    Archive = 5,
+};
+// "\\Sent", "\\Drafts", ... (the RFC 6154 attribute, backslash included); "" for None.
+std::string_view to_string(SpecialUse use) noexcept;
 
 // Where a message came from: the upstream account name and its POP3 UIDL. Opaque to the store.
 struct Origin {
@@ -33,6 +46,11 @@ struct MessageRecord {
     ModSeq modseq = 0;
     Origin origin;                // empty account/uidl for messages not from a poller
     std::int64_t commit_time = 0; // store clock when the commit was queued
+    // Set on a message created by move(): where it came from. Recovery uses it to finish
+    // a move cut short by a crash (expunge moved_from_uid from moved_from_folder if it is
+    // still there). 0 = not moved.
+    FolderId moved_from_folder = 0;
+    Uid moved_from_uid = 0;
 };
 
 // One entry of the per-user UIDL ledger: a committed origin and where it lives.

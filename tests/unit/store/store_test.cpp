@@ -420,7 +420,8 @@ TEST_CASE("UIDVALIDITY of a recreated folder grows even when the clock goes back
         auto id = s->create_folder("alice", "Work");
         REQUIRE(id);
         first = s->view("alice", *id)->uid_validity;
-        CHECK(first == 1'000'001); // same second as the INBOX: still strictly greater
+        // Same second as the INBOX and the five default folders: still strictly greater.
+        CHECK(first == 1'000'006);
         CHECK(s->create_folder("alice", "Work").error().code == Errc::AlreadyExists);
         REQUIRE(s->delete_folder("alice", *id));
         clock = 500; // the clock goes back
@@ -439,12 +440,12 @@ TEST_CASE("UIDVALIDITY of a recreated folder grows even when the clock goes back
     auto third = s->create_folder("alice", "Work");
     REQUIRE(third);
     CHECK(s->view("alice", *third)->uid_validity > second);
-    // Old folder directories are gone; only the live one remains.
+    // Old folder directories are gone; only the live one and the 5 defaults remain.
     std::size_t folder_dirs = 0;
     for (const auto& e : fs::directory_iterator(inbox_dir(dir))) {
         folder_dirs += e.path().filename().string().front() == '.';
     }
-    CHECK(folder_dirs == 1);
+    CHECK(folder_dirs == 6);
 }
 
 TEST_CASE("folders are separate: messages, ledger entries, paths from ids only", "[store]") {
@@ -466,7 +467,7 @@ TEST_CASE("folders are separate: messages, ledger entries, paths from ids only",
     CHECK(s->view("alice", 77).error().code == Errc::NotFound);
     auto folders = s->list_folders("alice");
     REQUIRE(folders);
-    CHECK(folders->size() == 2);
+    CHECK(folders->size() == 7); // INBOX, the 5 defaults, "../../bob"
     // Deleting the folder keeps its origin committed (never downloaded again).
     RecordingListener l;
     REQUIRE(s->subscribe("alice", *id, &l));
