@@ -219,6 +219,8 @@ void Daemon::load_accounts(bool initial) {
         }
         spdlog::info("account {} {}: {} upstream(s)", user, is_new ? "loaded" : "reloaded",
                      account.upstreams.size());
+        if (spdlog::should_log(spdlog::level::trace))
+            spdlog::trace("account {} configuration: {}", user, config::describe(account));
         accounts_.insert_or_assign(user, std::move(st));
     }
 }
