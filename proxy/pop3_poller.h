@@ -5,6 +5,32 @@
 // messages the store reports durable (DESIGN.md, store invariant 1). QUIT is sent only
 // after every retrieved message has its commit outcome.
 //
+// How a message is identified (its "key", the store's origin uidl):
+//  - the server's UIDL when it is 1..70 printable ASCII bytes; a longer or odd UIDL gets
+//    "pb-uidl:<sha256 of the UIDL>" (warning);
+//  - without UIDL (UIDL -ERR): "pb-hdr:<sha256 of the header section>" read with
+//    TOP n 0 (warning each poll). A server with neither UIDL nor TOP is refused: content
+//    could only be identified by downloading every message on every poll;
+//  - a UIDL listed twice: the first copy keeps the UIDL, a later copy whose header
+//    section differs becomes "<uidl>#<hash prefix>"; none of them is ever deleted;
+//  - a known UIDL whose LIST size differs from the stored message is checked with TOP:
+//    same header section = the LIST size is wrong (kept as known); different = the UIDL
+//    was reused for another message, imported as "<uidl>#<hash prefix>" and the stored
+//    one is never deleted through the reused UIDL;
+//  - none of the UIDLs the ledger expects on the server is listed any more (UIDLs changed
+//    wholesale): every listed message is read with TOP and matched against the stored
+//    messages of this upstream by size + header hash or size + Message-ID; matches are
+//    not imported again (warning). Until the store can record aliases (see report) the
+//    matches are remembered in memory only and are not deleted upstream.
+// import_since: on the first sync (no ledger entry for this upstream yet) the Date: of
+// every listed message is read with TOP; older ones are recorded as seen without being
+// downloaded (in memory until the store has a "seen, not stored" ledger record).
+//
+// Failures: [AUTH] (or three auth refusals in a row) stops the poller until the daemon
+// recreates it (account file changed, SIGHUP); [IN-USE], [SYS/TEMP] and network errors
+// back off exponentially (capped); [LOGIN-DELAY] and CAPA LOGIN-DELAY n keep polls at
+// least n seconds apart.
+//
 // Lifetime: owned by the Daemon; all calls on the loop thread. stop() aborts a poll in
 // progress by closing its connection without QUIT, so no DELE takes effect upstream.
 
@@ -13,11 +39,14 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <unordered_set>
 
 #include <uv.h>
 
 #include "config/account.h"
+#include "protocol/pop3/client.h"
 #include "proxy/tls_context.h"
 #include "proxy/uv/work.h"
 #include "store/store.h"
@@ -46,10 +75,11 @@ private:
 
 // Why the last poll ended; what an operator sees in logs and /status.
 enum class PollOutcome {
-    Never,   // no poll finished yet
-    Ok,      // QUIT +OK after all commits
-    Failed,  // connection, TLS, protocol or server error; retried with backoff
-    AuthFailed, // credentials refused; retried rarely
+    Never,      // no poll finished yet
+    Ok,         // QUIT +OK after all commits
+    Failed,     // connection, TLS, protocol or server error; retried with backoff
+    AuthFailed, // credentials refused once without [AUTH]; retried with backoff
+    Stopped,    // [AUTH] or repeated refusals: no more polls until the account file changes
 };
 std::string_view to_string(PollOutcome);
 
@@ -64,7 +94,13 @@ struct PollerStatus {
     uint64_t messages_downloaded = 0;
     uint64_t bytes_downloaded = 0;
     uint64_t messages_deleted = 0;
+    uint64_t messages_too_large = 0;     // skipped in the last poll: over max_message_size
+    uint64_t messages_not_imported = 0;  // older than import_since, recorded as seen
+    uint64_t dele_ignored = 0;           // DELE'd earlier, listed again (server ignored DELE)
+    uint64_t uidl_resets = 0;            // polls that found the UIDLs changed wholesale
+    std::chrono::seconds login_delay{0}; // from CAPA LOGIN-DELAY
     bool running = false;
+    bool stopped = false; // polling stopped until the account file changes (see last_error)
 };
 
 struct PollerServices {
@@ -100,8 +136,11 @@ public:
 private:
     friend class Session;
     void begin_poll();
-    void poll_finished(PollOutcome outcome, const std::string& error);
+    void poll_finished(PollOutcome outcome, const std::string& error,
+                       std::optional<protocol::pop3::ErrorClass> error_class);
     void schedule(std::chrono::milliseconds delay);
+    void start_session(std::string secret);
+    void fail_before_session(const std::string& error);
 
     PollerServices svc_;
     std::string user_;
@@ -116,6 +155,13 @@ private:
     std::string tls_ctx_error_;
     std::chrono::steady_clock::time_point last_start_{};
     bool stopped_ = false;
+    class TokenCommand; // token_command child process; internal
+    TokenCommand* token_cmd_ = nullptr;
+    unsigned auth_failures_ = 0; // consecutive auth refusals
+    // Keys known without a ledger record: older than import_since, or matched after a
+    // UIDL reset. In memory until the store offers a "seen, not stored" record.
+    std::unordered_set<std::string> seen_;
+    std::unordered_set<std::string> deleted_last_poll_; // keys DELE'd in the last good poll
 };
 
 } // namespace popbridge::proxy

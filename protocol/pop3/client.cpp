@@ -208,6 +208,8 @@ std::string_view to_string(Client::CommandKind k) {
     switch (k) {
     case Client::CommandKind::Retr:
         return "RETR";
+    case Client::CommandKind::Top:
+        return "TOP";
     case Client::CommandKind::Dele:
         return "DELE";
     case Client::CommandKind::Quit:
@@ -258,7 +260,8 @@ std::string describe(const Event& e) {
                    (l.uidl_supported ? "" : " (no UIDL)");
         }
         std::string operator()(const MessageBegin& m) const {
-            return "MessageBegin " + std::to_string(m.msgno);
+            return std::string(m.headers_only ? "MessageBegin (TOP) " : "MessageBegin ") +
+                   std::to_string(m.msgno);
         }
         std::string operator()(const MessageData& m) const {
             return "MessageData " + std::to_string(m.msgno) + " " + std::to_string(m.bytes.size()) +
@@ -302,7 +305,7 @@ std::optional<Event> Client::next_event() {
     return e;
 }
 
-void Client::fail(ErrorClass c, std::string text) {
+void Client::fail(ErrorClass c, std::string text, std::string resp_code) {
     if (state_ == State::Done || state_ == State::Failed) {
         return;
     }
@@ -310,7 +313,7 @@ void Client::fail(ErrorClass c, std::string text) {
     queue_.clear();
     inflight_.clear();
     in_body_ = false;
-    emit(Failed{c, std::move(text)});
+    emit(Failed{c, std::move(text), std::move(resp_code)});
 }
 
 void Client::fail_reply(ErrorClass fallback, std::string_view what, const Reply& r) {
@@ -322,7 +325,7 @@ void Client::fail_reply(ErrorClass fallback, std::string_view what, const Reply&
     if (!r.text.empty()) {
         text += " " + r.text;
     }
-    fail(classify_error(r.resp_code, r.text, fallback), std::move(text));
+    fail(classify_error(r.resp_code, r.text, fallback), std::move(text), upper(r.resp_code));
 }
 
 bool Client::expecting_reply() const {
@@ -362,16 +365,17 @@ void Client::feed(std::span<const char> bytes) {
         }
         if (in_body_) {
             const std::uint32_t msgno = inflight_.front().msgno;
+            const bool top = inflight_.front().kind == CommandKind::Top;
             std::string chunk;
             const auto step = decoder_.decode(in, chunk);
             in.remove_prefix(step.consumed);
             body_bytes_ += chunk.size();
             if (!chunk.empty()) {
-                emit(MessageData{msgno, std::move(chunk)});
+                emit(MessageData{msgno, std::move(chunk), top});
             }
             if (step.finished) {
                 in_body_ = false;
-                emit(MessageEnd{msgno, body_bytes_});
+                emit(MessageEnd{msgno, body_bytes_, top});
                 inflight_.pop_front();
                 pump();
             }
@@ -506,15 +510,19 @@ void Client::on_transaction_reply(Reply r) {
     const bool ok = r.status == ReplyStatus::Ok;
     switch (cmd.kind) {
     case CommandKind::Retr:
+    case CommandKind::Top: {
+        const bool top = cmd.kind == CommandKind::Top;
         if (ok) {
-            emit(MessageBegin{cmd.msgno});
+            emit(MessageBegin{cmd.msgno, top});
             decoder_.reset();
             body_bytes_ = 0;
             in_body_ = true;
             return; // popped when the body ends
         }
-        emit(RetrFailed{cmd.msgno, classify_error(r.resp_code, r.text, ErrorClass::Other), r.text});
+        emit(RetrFailed{cmd.msgno, classify_error(r.resp_code, r.text, ErrorClass::Other), r.text,
+                        top});
         break;
+    }
     case CommandKind::Dele:
         if (ok) {
             emit(Deleted{cmd.msgno});
@@ -693,6 +701,10 @@ bool Client::dele(const std::vector<std::uint32_t>& msgnos) {
     return enqueue(CommandKind::Dele, msgnos);
 }
 
+bool Client::top(const std::vector<std::uint32_t>& msgnos) {
+    return enqueue(CommandKind::Top, msgnos);
+}
+
 bool Client::quit() {
     if (state_ != State::Transaction) {
         return false;
@@ -712,6 +724,9 @@ void Client::pump() {
         switch (q.kind) {
         case CommandKind::Retr:
             send(cmd_retr(q.msgno));
+            break;
+        case CommandKind::Top:
+            send(cmd_top(q.msgno, 0));
             break;
         case CommandKind::Dele:
             send(cmd_dele(q.msgno));

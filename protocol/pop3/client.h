@@ -42,6 +42,11 @@
 // messages using Listing sizes, and may close the connection if MessageData
 // for one message runs far past its listed size.
 //
+// Headers: top(msgnos) queues one "TOP n 0" per number (RFC 1939 section 7, optional
+// command): the same MessageBegin / MessageData / MessageEnd events with headers_only
+// set, or RetrFailed with headers_only set. The poller uses it to identify messages when
+// UIDL is missing or changed, and to read Date: for import_since.
+//
 // Deletion: dele(msgnos) only after the caller has durably stored those
 // messages (DESIGN.md invariant 1); each gives Deleted or DeleteFailed. RETR
 // and DELE may be mixed; replies come back in request order. Drained is
@@ -152,19 +157,23 @@ struct Listing {
 };
 struct MessageBegin {
     std::uint32_t msgno = 0;
+    bool headers_only = false; // answer to TOP n 0, not RETR
 };
 struct MessageData {
     std::uint32_t msgno = 0;
     std::string bytes; // dot-unstuffed, CRLF line ends
+    bool headers_only = false;
 };
 struct MessageEnd {
     std::uint32_t msgno = 0;
     std::uint64_t total_bytes = 0; // sum of this message's MessageData sizes
+    bool headers_only = false;
 };
 struct RetrFailed {
     std::uint32_t msgno = 0;
     ErrorClass error = ErrorClass::Other;
-    std::string text; // the server's text
+    std::string text;          // the server's text
+    bool headers_only = false; // the failed command was TOP
 };
 struct Deleted {
     std::uint32_t msgno = 0;
@@ -177,7 +186,8 @@ struct Drained {};  // every queued RETR/DELE has been answered
 struct Finished {}; // QUIT +OK: session over, deletions committed by the server
 struct Failed {
     ErrorClass error = ErrorClass::Other;
-    std::string text; // what failed and the server's text; never a secret
+    std::string text;      // what failed and the server's text; never a secret
+    std::string resp_code; // the reply's RFC 2449 resp-code (e.g. "AUTH"), empty if none
 };
 
 using Event = std::variant<NeedTls, Authenticated, Listing, MessageBegin, MessageData, MessageEnd,
@@ -222,6 +232,7 @@ public:
     // false, and queues nothing, otherwise or when a msgno is 0.
     bool retrieve(const std::vector<std::uint32_t>& msgnos);
     bool dele(const std::vector<std::uint32_t>& msgnos);
+    bool top(const std::vector<std::uint32_t>& msgnos);
     // Queue QUIT after everything queued. Only in Transaction; false otherwise.
     bool quit();
     // The proxy saw EOF / an error, or a timer expired.
@@ -234,6 +245,7 @@ public:
 private:
     enum class CommandKind {
         Retr, // RETR n
+        Top,  // TOP n 0
         Dele, // DELE n
         Quit, // QUIT
     };
@@ -249,7 +261,7 @@ private:
     ReplyShape expected_shape() const;
     void send(std::string bytes) { out_ += bytes; }
     void emit(Event e) { events_.push_back(std::move(e)); }
-    void fail(ErrorClass c, std::string text);
+    void fail(ErrorClass c, std::string text, std::string resp_code = {});
     void fail_reply(ErrorClass fallback, std::string_view what, const Reply& r);
     void start_auth();
     void sasl_send_response();

@@ -59,6 +59,9 @@ std::string cmd_list() {
 std::string cmd_retr(std::uint32_t msgno) {
     return "RETR " + std::to_string(msgno) + "\r\n";
 }
+std::string cmd_top(std::uint32_t msgno, std::uint32_t lines) {
+    return "TOP " + std::to_string(msgno) + " " + std::to_string(lines) + "\r\n";
+}
 std::string cmd_dele(std::uint32_t msgno) {
     return "DELE " + std::to_string(msgno) + "\r\n";
 }

@@ -26,6 +26,8 @@ std::string cmd_auth(std::string_view mechanism, std::string_view initial_b64);
 std::string cmd_uidl();
 std::string cmd_list();
 std::string cmd_retr(std::uint32_t msgno);
+// RFC 1939 section 7 (optional): the header and the first `lines` body lines.
+std::string cmd_top(std::uint32_t msgno, std::uint32_t lines);
 std::string cmd_dele(std::uint32_t msgno);
 std::string cmd_quit();
 

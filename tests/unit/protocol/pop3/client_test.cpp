@@ -671,3 +671,72 @@ TEST_CASE("client: to_string for every enum", "[pop3][client]") {
     CHECK(to_string(ErrorClass::Timeout) == "Timeout");
     CHECK(to_string(ErrorClass::Other) == "Other");
 }
+
+TEST_CASE("client: TOP n 0 streams headers flagged headers_only", "[pop3][client][top]") {
+    for (std::size_t chunk : {std::size_t(0), std::size_t(1), std::size_t(3)}) {
+        Harness h(options(), chunk);
+        to_transaction(h, kCapaPipelining);
+        REQUIRE(h.client.top({1, 2}));
+        CHECK(h.output() == "TOP 1 0\r\nTOP 2 0\r\n"); // pipelined like RETR
+        h.server("+OK\r\nSubject: a\r\n..dot\r\n\r\n.\r\n-ERR [SYS/TEMP] no TOP now\r\n");
+        CHECK(h.all_text.find("MessageBegin (TOP) 1") != std::string::npos);
+        auto ev = h.take_events();
+        REQUIRE(ev.size() >= 3);
+        CHECK(ev[1] == "Data 1 Subject: a\r\n.dot\r\n\r\n");
+        REQUIRE(h.retr_failed);
+        CHECK(h.retr_failed->msgno == 2);
+        CHECK(h.retr_failed->headers_only);
+        CHECK(h.retr_failed->error == ErrorClass::SysTemp);
+        CHECK(h.client.state() == State::Transaction);
+    }
+}
+
+TEST_CASE("client: MessageBegin/End say whether they answer TOP or RETR", "[pop3][client][top]") {
+    Client c(options());
+    auto drive = [&c](std::string_view in) {
+        c.feed(in);
+        std::vector<Event> out;
+        while (auto e = c.next_event())
+            out.push_back(std::move(*e));
+        c.take_output();
+        return out;
+    };
+    drive(kGreeting);
+    drive(kCapaPlain);
+    drive("+OK\r\n");
+    drive("+OK\r\n");
+    drive("+OK\r\n1 u1\r\n.\r\n");
+    drive("+OK\r\n1 10\r\n.\r\n");
+    REQUIRE(c.top({1}));
+    auto ev = drive("+OK\r\nA: b\r\n\r\n.\r\n");
+    REQUIRE(ev.size() >= 3);
+    CHECK(std::get<MessageBegin>(ev[0]).headers_only);
+    CHECK(std::get<MessageData>(ev[1]).headers_only);
+    CHECK(std::get<MessageEnd>(ev[2]).headers_only);
+    REQUIRE(c.retrieve({1}));
+    ev = drive("+OK\r\nA: b\r\n\r\nbody\r\n.\r\n");
+    REQUIRE(ev.size() >= 3);
+    CHECK_FALSE(std::get<MessageBegin>(ev[0]).headers_only);
+    CHECK_FALSE(std::get<MessageEnd>(ev[2]).headers_only);
+    CHECK(std::get<MessageEnd>(ev[2]).total_bytes == 14);
+}
+
+TEST_CASE("client: Failed carries the resp-code, upper-cased", "[pop3][client][errors]") {
+    Harness h(options());
+    h.server(kGreeting);
+    h.server(kCapaPlain);
+    h.server("+OK\r\n");
+    h.server("-ERR [auth] bad password\r\n");
+    REQUIRE(h.failed);
+    CHECK(h.failed->error == ErrorClass::Auth);
+    CHECK(h.failed->resp_code == "AUTH");
+
+    Harness n(options());
+    n.server(kGreeting);
+    n.server(kCapaPlain);
+    n.server("+OK\r\n");
+    n.server("-ERR bad password\r\n");
+    REQUIRE(n.failed);
+    CHECK(n.failed->error == ErrorClass::Auth); // refused credential, but no [AUTH]
+    CHECK(n.failed->resp_code.empty());
+}
