@@ -9,6 +9,9 @@ PACKAGES=(
   libuv1-dev libssl-dev libyaml-cpp-dev libspdlog-dev catch2 libexpected-dev libcrypt-dev zlib1g-dev
   python3 dovecot-pop3d dovecot-imapd isync curl openssl ca-certificates
   clang
+  # The container test (tests/integration/test_container.py): rootful podman with runc,
+  # and debootstrap for the debian:bookworm base image (no registry is reachable here).
+  podman runc debootstrap uidmap fuse-overlayfs slirp4netns
 )
 
 installed() {
