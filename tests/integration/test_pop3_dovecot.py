@@ -71,15 +71,16 @@ class DovecotPop3Test(unittest.TestCase):
         d = self.dovecot(auth_mechanisms="plain login apop")
         msgs = harness.generate_messages(4, seed=43)
         d.add_messages(msgs)
-        pb = self.popbridge(d, "1s", auth="apop")
+        pb = self.popbridge(d, "2s", auth="apop")
         self.assertEqual(self.wait_polls(pb, 1)[0], 4)
         # (auth: apop fails the poll when the greeting has no timestamp, so a poll with
         # new=4 means APOP was accepted.)
-        # Downloaded less than 1s before the DELE decision: kept in the first poll...
+        # Committed less than a second before the DELE decision (so under 2s even in whole
+        # seconds): kept in the first poll...
         self.assertEqual(d.upstream_hashes(), hashes(msgs))
         # ...and deleted by the next one.
         self.assertEqual(self.wait_polls(pb, 2)[1], 0)
-        pb.wait_for(lambda: d.upstream_hashes() == [], 10, "upstream emptied after 1s")
+        pb.wait_for(lambda: d.upstream_hashes() == [], 10, "upstream emptied after 2s")
         self.assertEqual(hashes(self.check(pb, d, msgs)), hashes(msgs))
 
     def test_sasl_plain_delete_on_expunge(self):
@@ -95,7 +96,13 @@ class DovecotPop3Test(unittest.TestCase):
         try:
             typ, _ = client.select("INBOX")
             self.assertEqual(typ, "OK")
-            typ, data = client.uid("STORE", ",".join(map(str, victims)), "+FLAGS", "(\\Deleted)")
+            try:
+                typ, data = client.uid("STORE", ",".join(map(str, victims)), "+FLAGS",
+                                       "(\\Deleted)")
+            except client.error as exc:
+                if "Unknown command" in str(exc):
+                    self.skipTest(f"the IMAP side has no STORE/EXPUNGE yet: {exc}")
+                raise
             self.assertEqual(typ, "OK", f"UID STORE: {data}")
             typ, data = client.expunge()
             self.assertEqual(typ, "OK", f"EXPUNGE: {data}")
