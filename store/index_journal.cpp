@@ -21,6 +21,8 @@ std::string_view to_string(RecordType type) noexcept {
         return "FlagsChanged";
     case RecordType::Expunged:
         return "Expunged";
+    case RecordType::OriginsRetired:
+        return "OriginsRetired";
     case RecordType::FolderCreated:
         return "FolderCreated";
     case RecordType::FolderDeleted:
@@ -182,6 +184,16 @@ struct Encoder {
             w.u32(u);
         }
     }
+    void operator()(const OriginsRetiredRec& r) const {
+        w.u8(static_cast<std::uint8_t>(RecordType::OriginsRetired));
+        w.u32(static_cast<std::uint32_t>(r.entries.size()));
+        for (const auto& e : r.entries) {
+            w.str(e.origin.account);
+            w.str(e.origin.uidl);
+            w.u32(e.uid);
+            w.i64(e.commit_time);
+        }
+    }
     void operator()(const FolderCreatedRec& r) const {
         w.u8(static_cast<std::uint8_t>(RecordType::FolderCreated));
         w.u32(r.id);
@@ -237,6 +249,24 @@ void append_record(std::string& out, const JournalRecord& rec) {
                              out.size() - frame_at - kRecordFrame);
     put_le32(out.data() + frame_at, static_cast<std::uint32_t>(payload.size()));
     put_le32(out.data() + frame_at + 4, crc32(payload));
+}
+
+void append_retired_origins(std::string& out, const std::vector<OriginEntry>& entries) {
+    OriginsRetiredRec chunk;
+    std::size_t bytes = 0;
+    for (const auto& e : entries) {
+        std::size_t size = 2 + e.origin.account.size() + 2 + e.origin.uidl.size() + 12;
+        if (bytes + size > kMaxRecordPayload / 2 && !chunk.entries.empty()) {
+            append_record(out, chunk);
+            chunk.entries.clear();
+            bytes = 0;
+        }
+        chunk.entries.push_back(e);
+        bytes += size;
+    }
+    if (!chunk.entries.empty()) {
+        append_record(out, chunk);
+    }
 }
 
 Result<JournalRecord> decode_record(std::string_view payload) {
@@ -297,6 +327,24 @@ Result<JournalRecord> decode_record(std::string_view payload) {
             e.uids.push_back(r.u32());
         }
         out = std::move(e);
+        break;
+    }
+    case RecordType::OriginsRetired: {
+        OriginsRetiredRec o;
+        std::uint32_t n = r.u32();
+        if (r.ok() && n > payload.size() / 16) {
+            return make_error(Errc::Corrupt, "OriginsRetired record with a bad count");
+        }
+        for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+            OriginEntry e;
+            e.origin.account = r.str();
+            e.origin.uidl = r.str();
+            e.uid = r.u32();
+            e.commit_time = r.i64();
+            e.expunged = true;
+            o.entries.push_back(std::move(e));
+        }
+        out = std::move(o);
         break;
     }
     case RecordType::FolderCreated: {

@@ -35,6 +35,8 @@ enum class RecordType : std::uint8_t {
     MessageAdded = 2,    // a committed message (also the UIDL ledger entry for its origin)
     FlagsChanged = 3,    // absolute flags + keywords of one message after a change
     Expunged = 4,        // UIDs removed from the folder (their origins stay in the ledger)
+    OriginsRetired = 5,  // ledger entries of expunged messages whose MessageAdded records are
+                         // gone (snapshot, deleted folder); index or registry
     FolderCreated = 16,  // registry: folder id, uid_validity, name, special-use; for a live id
                          // it replaces the folder's record (recovery bumping UIDVALIDITY)
     FolderDeleted = 17,  // registry: folder id
@@ -64,6 +66,9 @@ struct ExpungedRec {
     ModSeq modseq = 0;
     std::vector<Uid> uids;
 };
+struct OriginsRetiredRec {
+    std::vector<OriginEntry> entries; // folder and expunged are implied (the journal's, true)
+};
 struct FolderCreatedRec {
     FolderId id = 0;
     std::uint32_t uid_validity = 0;
@@ -84,9 +89,12 @@ struct UnsubscribedRec {
     std::string name;
 };
 
-using JournalRecord =
-    std::variant<FolderHeaderRec, MessageAddedRec, FlagsChangedRec, ExpungedRec, FolderCreatedRec,
-                 FolderDeletedRec, FoldersRenamedRec, SubscribedRec, UnsubscribedRec>;
+using JournalRecord = std::variant<FolderHeaderRec, MessageAddedRec, FlagsChangedRec, ExpungedRec,
+                                   FolderCreatedRec, FolderDeletedRec, FoldersRenamedRec,
+                                   SubscribedRec, UnsubscribedRec, OriginsRetiredRec>;
+
+// Appends OriginsRetired records holding entries, split to stay under kMaxRecordPayload.
+void append_retired_origins(std::string& out, const std::vector<OriginEntry>& entries);
 
 // Appends the framed (length + CRC + payload) encoding of rec to out.
 void append_record(std::string& out, const JournalRecord& rec);

@@ -72,16 +72,31 @@ MessageRecord* find_message(std::vector<MessageRecord>& messages, Uid uid) {
     return (it != messages.end() && it->uid == uid) ? &*it : nullptr;
 }
 
-void ledger_put(std::unordered_map<std::string, OriginEntry>& ledger, const MessageRecord& m,
-                FolderId folder, bool live) {
-    if (!has_origin_fields(m.origin)) {
-        return;
-    }
-    OriginEntry e{m.origin, folder, m.uid, m.commit_time, !live};
-    auto [it, inserted] = ledger.try_emplace(origin_key(m.origin.account, m.origin.uidl), e);
-    if (!inserted && live && it->second.expunged) {
+void ledger_put_entry(std::unordered_map<std::string, OriginEntry>& ledger, OriginEntry e) {
+    auto [it, inserted] = ledger.try_emplace(origin_key(e.origin.account, e.origin.uidl), e);
+    if (!inserted && !e.expunged && it->second.expunged) {
         it->second = std::move(e);
     }
+}
+
+void ledger_put(std::unordered_map<std::string, OriginEntry>& ledger, const MessageRecord& m,
+                FolderId folder, bool live) {
+    if (has_origin_fields(m.origin)) {
+        ledger_put_entry(ledger, OriginEntry{m.origin, folder, m.uid, m.commit_time, !live});
+    }
+}
+
+std::vector<OriginEntry> retired_origins(const std::unordered_map<std::string, OriginEntry>& ledger,
+                                         FolderId folder) {
+    std::vector<OriginEntry> out;
+    for (const auto& [key, e] : ledger) {
+        if (e.expunged && e.folder == folder) {
+            out.push_back(e);
+        }
+    }
+    std::sort(out.begin(), out.end(),
+              [](const OriginEntry& a, const OriginEntry& b) { return a.uid < b.uid; });
+    return out;
 }
 
 void ledger_expunged(std::unordered_map<std::string, OriginEntry>& ledger, const MessageRecord& m,
@@ -675,6 +690,8 @@ std::string Store::snapshot_bytes(const FolderState& f) const {
     for (const auto& m : f.messages) {
         append_record(out, MessageAddedRec{m});
     }
+    // Expunged messages' UIDLs must stay known (never downloaded again).
+    append_retired_origins(out, retired_origins(f.user->ledger, f.id));
     return out;
 }
 
@@ -736,7 +753,7 @@ std::unique_ptr<SyncJob> Store::take_sync_job() {
         b.journal_fd = f.journal_fd;
         b.journal_size = f.journal_size;
         b.snapshot = snapshot_bytes(f);
-        b.snapshot_records = 1 + f.messages.size();
+        b.snapshot_records = 1 + f.messages.size(); // + a few OriginsRetired: close enough
         f.in_job = true;
         job->batches_.push_back(std::move(b));
     }

@@ -412,6 +412,7 @@ private:
     void warn(std::string message) const;
     std::uint32_t next_uid_validity(UserState& user);
     Result<void> append_registry(UserState& user, const JournalRecord& rec);
+    Result<void> append_registry_bytes(UserState& user, std::string_view bytes);
     std::filesystem::path folder_dir(const UserState& user, FolderId id) const;
     Ticket queue(FolderState& folder, detail::PendingOp op, Ticket ticket = 0);
     void notify(FolderState& folder, const std::function<void(Listener&)>& fn);

@@ -181,11 +181,26 @@ Result<void> Store::delete_folder(std::string_view user, FolderId folder) {
     if (fs_.in_job || !fs_.pending.empty()) {
         return make_error(Errc::Busy, "folder has uncommitted changes");
     }
-    if (auto r = append_registry(us, FolderDeletedRec{folder}); !r) {
-        return r;
-    }
+    // The folder's UIDLs (live and already expunged ones) move to the registry, then
+    // the deletion: one write, one fdatasync. A crash between the records only leaves
+    // harmless retired entries for a folder that still exists.
     for (const auto& m : fs_.messages) {
         ledger_expunged(us.ledger, m, folder);
+    }
+    std::string bytes;
+    append_retired_origins(bytes, retired_origins(us.ledger, folder));
+    append_record(bytes, FolderDeletedRec{folder});
+    if (auto r = append_registry_bytes(us, bytes); !r) {
+        for (const auto& m : fs_.messages) { // undo: they are still live
+            if (!has_origin_fields(m.origin)) {
+                continue;
+            }
+            auto it = us.ledger.find(origin_key(m.origin.account, m.origin.uidl));
+            if (it != us.ledger.end() && it->second.folder == folder && it->second.uid == m.uid) {
+                it->second.expunged = false;
+            }
+        }
+        return r;
     }
     std::erase_if(compact_wanted_,
                   [&](const auto& w) { return w.first == us.name && w.second == folder; });

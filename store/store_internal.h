@@ -103,6 +103,10 @@ MessageRecord* find_message(std::vector<MessageRecord>& messages, Uid uid);
 // expunged one; otherwise the first location recorded wins.
 void ledger_put(std::unordered_map<std::string, OriginEntry>& ledger, const MessageRecord& m,
                 FolderId folder, bool live);
+void ledger_put_entry(std::unordered_map<std::string, OriginEntry>& ledger, OriginEntry e);
+// Expunged entries pointing at folder (for a snapshot or a deleted folder's record).
+std::vector<OriginEntry> retired_origins(const std::unordered_map<std::string, OriginEntry>& ledger,
+                                         FolderId folder);
 // Marks the ledger entry of m expunged if it points at (folder, m.uid): a message moved
 // away keeps its entry at the target.
 void ledger_expunged(std::unordered_map<std::string, OriginEntry>& ledger, const MessageRecord& m,

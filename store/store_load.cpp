@@ -76,6 +76,10 @@ std::uint32_t Store::next_uid_validity(UserState& user) {
 Result<void> Store::append_registry(UserState& user, const JournalRecord& rec) {
     std::string bytes;
     append_record(bytes, rec);
+    return append_registry_bytes(user, bytes);
+}
+
+Result<void> Store::append_registry_bytes(UserState& user, std::string_view bytes) {
     fs::path path = user.dir / kRegistryFile;
     if (auto r = pwrite_all(user.registry_fd, bytes, user.registry_size, path); !r) {
         return r;
@@ -173,6 +177,13 @@ Result<Store::UserState*> Store::load_user(std::string_view name) {
             live[c->id] = std::move(*c);
         } else if (auto* d = std::get_if<FolderDeletedRec>(&rec)) {
             live.erase(d->id);
+        } else if (auto* o = std::get_if<OriginsRetiredRec>(&rec)) {
+            // UIDLs of a deleted folder's messages (folder id unknown here: use INBOX's).
+            for (auto& entry : o->entries) {
+                entry.folder = kInbox;
+                entry.uid = 0;
+                ledger_put_entry(user->ledger, std::move(entry));
+            }
         } else if (auto* rn = std::get_if<FoldersRenamedRec>(&rec)) {
             for (auto& [id, new_name] : rn->renames) {
                 if (auto it = live.find(id); it != live.end()) {
@@ -244,6 +255,7 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
 
     // Replay. Expunges are applied after the scan so 100k records stay linear.
     std::unordered_set<Uid> expunged;
+    std::vector<OriginEntry> retired;
     bool have_header = false;
     Uid header_uid_next = 1;
     Uid last_uid = 0;
@@ -281,6 +293,11 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
         } else if (auto* e = std::get_if<ExpungedRec>(&rec)) {
             f.highest_modseq = std::max(f.highest_modseq, e->modseq);
             expunged.insert(e->uids.begin(), e->uids.end());
+        } else if (auto* o = std::get_if<OriginsRetiredRec>(&rec)) {
+            for (auto& entry : o->entries) {
+                entry.folder = id;
+                retired.push_back(std::move(entry));
+            }
         } else {
             return make_error(Errc::Corrupt, "registry record in a folder index");
         }
@@ -388,6 +405,9 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
     }
     for (const auto& m : gone) {
         ledger_put(user.ledger, m, id, false);
+    }
+    for (auto& e : retired) {
+        ledger_put_entry(user.ledger, std::move(e));
     }
     f.uid_reserved = f.uid_next;
     f.modseq_reserved = f.highest_modseq;

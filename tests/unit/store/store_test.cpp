@@ -474,6 +474,16 @@ TEST_CASE("folders are separate: messages, ledger entries, paths from ids only",
     REQUIRE(s->delete_folder("alice", *id));
     CHECK(l.deleted == 1);
     CHECK(s->has_origin("alice", "isp", "W1"));
+    // ... also after a restart (the registry keeps the deleted folder's UIDLs).
+    s.reset();
+    s = open_store(options_for(dir));
+    CHECK(s->has_origin("alice", "isp", "W1"));
+    CHECK(s->has_origin("alice", "isp", "I1"));
+    auto entries = s->committed_origins("alice", "isp");
+    REQUIRE(entries->size() == 2);
+    for (const auto& e : *entries) {
+        CHECK(e.expunged == (e.origin.uidl == "W1"));
+    }
 }
 
 TEST_CASE("bad user names are refused by every entry point and create nothing", "[store]") {
