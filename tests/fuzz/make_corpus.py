@@ -138,7 +138,13 @@ def main() -> int:
             for block in re.findall(r"```yaml\n(.*?)```", f.read_text(), re.S):
                 config_seeds += [b"\0" + block.encode(), b"\1" + block.encode()]
 
+    mime = []
+    for f in sorted((ROOT / "tests" / "data").glob("*.eml")) + files("protocol/mime/*.cpp"):
+        for body in ([f.read_bytes()] if f.suffix == ".eml" else literals(f)):
+            mime += [b"\0" + body, b"\1" + body]
+
     counts = {
+        "fuzz_mime": write("fuzz_mime", mime),
         "fuzz_imap_tokenizer": write("fuzz_imap_tokenizer", tok),
         "fuzz_imap_session": write("fuzz_imap_session", ses),
         "fuzz_pop3_reply": write("fuzz_pop3_reply", reply),
