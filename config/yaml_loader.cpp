@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -801,6 +802,43 @@ tl::expected<Account, std::vector<Diagnostic>> load_account(const std::filesyste
     return to_expected(decode_account_file(path));
 }
 
+namespace {
+
+// A warning when `path` (holding a secret) may be read by group or others.
+void warn_if_readable(const fs::path& path, const std::string& what, const std::string& label,
+                      std::vector<Diagnostic>& out) {
+    std::error_code ec;
+    fs::perms p = fs::status(path, ec).permissions();
+    if (ec)
+        return;
+    if ((p & (fs::perms::group_read | fs::perms::others_read)) == fs::perms::none)
+        return;
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", unsigned(p & fs::perms::mask));
+    out.push_back(Diagnostic{label, 0, 0, "",
+                             what + " " + path.string() + " is readable by group or others (mode " +
+                                 mode + "); chmod 600 it"});
+}
+
+void warn_readable_secrets(const Account& account, const fs::path& file,
+                           std::vector<Diagnostic>& out) {
+    bool inline_secret = false;
+    for (const Upstream& up : account.upstreams) {
+        if (up.secret_source == SecretSource::Password)
+            inline_secret = true;
+        if ((up.secret_source == SecretSource::PasswordFile ||
+             up.secret_source == SecretSource::TokenFile) &&
+            !up.secret_file.empty())
+            warn_if_readable(up.secret_file,
+                             "upstream " + up.name + ": " + std::string(key_name(up.secret_source)),
+                             file.string(), out);
+    }
+    if (inline_secret)
+        warn_if_readable(file, "account file with an inline password", file.string(), out);
+}
+
+} // namespace
+
 AccountsLoad load_accounts(const std::filesystem::path& accounts_dir) {
     AccountsLoad out;
     std::vector<fs::path> files;
@@ -850,6 +888,7 @@ AccountsLoad load_accounts(const std::filesystem::path& accounts_dir) {
             out.disabled_files.push_back(file.string());
             continue;
         }
+        warn_readable_secrets(decoded.account, file, out.warnings);
         out.accounts.push_back(std::move(decoded.account));
     }
     return out;

@@ -50,6 +50,9 @@ struct AccountsLoad {
     std::vector<Account> accounts;           // the valid accounts, in file-name order
     std::vector<Diagnostic> errors;          // every problem found, file by file
     std::vector<std::string> disabled_files; // account files that were skipped for errors
+    // Not errors (the account loads): a file holding a secret (an account file with an
+    // inline `password:`, a password_file or token_file) that group or others may read.
+    std::vector<Diagnostic> warnings;
 };
 
 // Loads every regular file (or symlink to one) named *.yaml or *.yml in `accounts_dir`, in

@@ -159,6 +159,8 @@ void Daemon::load_accounts(bool initial) {
         spdlog::error("account config: {}", d.to_string());
     for (const auto& f : loaded.disabled_files)
         spdlog::error("account file {} disabled: fix the errors above and send SIGHUP", f);
+    for (const auto& w : loaded.warnings)
+        spdlog::warn("account config: {}", w.to_string());
     reload_.errors.clear();
     for (const auto& d : loaded.errors)
         reload_.errors.push_back(d.to_string());

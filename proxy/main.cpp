@@ -299,6 +299,8 @@ int check_config(const std::string& path) {
     for (const auto& d : accounts.errors)
         std::fprintf(stderr, "%s\n", d.to_string().c_str());
     errors += int(accounts.errors.size());
+    for (const auto& w : accounts.warnings)
+        std::fprintf(stderr, "warning: %s\n", w.to_string().c_str());
     for (const auto& a : accounts.accounts)
         std::printf("account %s: %zu upstream(s) (%s)\n", a.user.c_str(), a.upstreams.size(),
                     a.source_file.c_str());
