@@ -4,7 +4,8 @@
 //
 // Contract:
 //  - Every call happens on the event-loop thread, and every callback must be invoked on it.
-//  - Asynchronous calls (login, store_flags) invoke `done` exactly once, either before they
+//  - Asynchronous calls (login, store_flags, expunge, copy, append) invoke `done` exactly once,
+//  either before they
 //    return or later. The session guards against being destroyed meanwhile: a callback that
 //    arrives after the Session is gone is ignored, so the backend may keep it alive freely.
 //  - One Backend object serves one session: select() makes a mailbox "the selected one" for
@@ -16,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +46,41 @@ struct MailboxSnapshot {
     bool read_only = false;            // true for EXAMINE or when the user may not write
 };
 
+// One mailbox as LIST shows it (RFC 3501 7.2.2, RFC 5258, RFC 6154).
+struct MailboxInfo {
+    std::string name;        // UTF-8, hierarchy separator '/', INBOX upper case
+    bool subscribed = false; // RFC 5258 \Subscribed
+    std::string special_use; // "\Sent", "\Trash"... (RFC 6154); empty if none
+};
+
+// STATUS data (RFC 3501 6.3.10, RFC 7162 3.1.6, RFC 8438).
+struct MailboxStatus {
+    std::uint32_t messages = 0;
+    std::uint32_t recent = 0;
+    std::uint32_t uid_next = 0;
+    std::uint32_t uid_validity = 0;
+    std::uint32_t unseen = 0;
+    std::uint32_t deleted = 0;
+    std::uint64_t highest_modseq = 0;
+    std::uint64_t size = 0;
+};
+
+// UIDPLUS data (RFC 4315): APPENDUID / COPYUID.
+struct AppendResult {
+    std::uint32_t uid_validity = 0;
+    std::uint32_t uid = 0;
+};
+struct CopyResult {
+    std::uint32_t uid_validity = 0;         // of the destination
+    std::vector<std::uint32_t> source_uids; // ascending; only messages that were copied
+    std::vector<std::uint32_t> dest_uids;   // dest_uids[i] is the copy of source_uids[i]
+};
+
+// Result of a flag change: which UIDs failed UNCHANGEDSINCE (RFC 7162 3.1.3).
+struct StoreResult {
+    std::vector<std::uint32_t> modified; // ascending
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -67,8 +104,63 @@ public:
                              std::vector<std::string> keywords,
                              std::function<void(Result<void>)> done) = 0;
 
+    // Changes flags of messages in the selected mailbox. `done` runs once the change is
+    // durable (after fsync): only then does the session acknowledge it to the client.
+    // Flag bits outside kPermanentFlagBits are ignored. With `unchanged_since`, messages
+    // whose current modseq is above it are left alone and listed in StoreResult::modified.
+    // The default implementation forwards to the simple overload (no UNCHANGEDSINCE).
+    virtual void store_flags_ex(std::vector<std::uint32_t> uids, FlagOp op, std::uint32_t flags,
+                                std::vector<std::string> keywords,
+                                std::optional<std::uint64_t> unchanged_since,
+                                std::function<void(Result<StoreResult>)> done) {
+        (void)unchanged_since;
+        store_flags(std::move(uids), op, flags, std::move(keywords),
+                    [done = std::move(done)](Result<void> r) {
+                        if (r)
+                            done(StoreResult{});
+                        else
+                            done(tl::unexpected(r.error()));
+                    });
+    }
+
     // Leaves the selected mailbox; stops change notifications for it.
     virtual void unselect() = 0;
+
+    // ---- mailbox management (authenticated state) ----
+
+    // Every mailbox of the user, any order. Parents that do not exist are not listed.
+    virtual Result<std::vector<MailboxInfo>> list_mailboxes() = 0;
+    // NotFound for a missing mailbox.
+    virtual Result<MailboxStatus> status(std::string_view mailbox_utf8) = 0;
+    // AlreadyExists; NoPermission for names the store refuses.
+    virtual Result<void> create_mailbox(std::string_view mailbox_utf8) = 0;
+    // NotFound; NoPermission for INBOX; InUse while it is busy.
+    virtual Result<void> delete_mailbox(std::string_view mailbox_utf8) = 0;
+    // Renames `from` and every mailbox below it (RFC 3501 6.3.5). Renaming INBOX moves its
+    // messages into the new mailbox and leaves INBOX empty.
+    virtual Result<void> rename_mailbox(std::string_view from, std::string_view to) = 0;
+    // Adds or removes a subscription. Unsubscribing a name that is not subscribed is fine.
+    virtual Result<void> set_subscribed(std::string_view mailbox_utf8, bool subscribed) = 0;
+
+    // Stores a new message in `mailbox_utf8` with the given flags and internal date
+    // (unix seconds; nullopt = now). `done` runs once it is durable. NotFound -> TRYCREATE.
+    virtual void append(std::string_view mailbox_utf8, std::string message, std::uint32_t flags,
+                        std::vector<std::string> keywords, std::optional<std::int64_t> date,
+                        std::function<void(Result<AppendResult>)> done) = 0;
+
+    // Copies (or moves) messages of the selected mailbox into `dest_utf8`, keeping flags and
+    // internal dates. A move expunges the sources once the copies are durable; the session
+    // learns of that expunge through on_expunged() like of any other. NotFound -> TRYCREATE.
+    virtual void copy(std::vector<std::uint32_t> uids, std::string_view dest_utf8, bool move,
+                      std::function<void(Result<CopyResult>)> done) = 0;
+
+    // Expunges the messages of the selected mailbox that carry \Deleted; only those in
+    // `uids` when given (UID EXPUNGE). `done` gets the UIDs removed, ascending.
+    virtual void expunge(std::optional<std::vector<std::uint32_t>> uids,
+                         std::function<void(Result<std::vector<std::uint32_t>>)> done) = 0;
+
+    // A client is watching the selected mailbox (IDLE): a chance to fetch fresh mail.
+    virtual void idle_started() {}
 };
 
 } // namespace popbridge::protocol::imap

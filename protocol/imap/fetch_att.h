@@ -25,6 +25,7 @@ enum class FetchItem {
     Rfc822,        // RFC822 (= BODY[], sets \Seen)
     Rfc822Header,  // RFC822.HEADER (= BODY.PEEK[HEADER])
     Rfc822Text,    // RFC822.TEXT (= BODY[TEXT], sets \Seen)
+    ModSeq,        // MODSEQ (RFC 7162)
 };
 
 constexpr std::string_view to_string(FetchItem i) {
@@ -51,6 +52,8 @@ constexpr std::string_view to_string(FetchItem i) {
         return "RFC822.HEADER";
     case FetchItem::Rfc822Text:
         return "RFC822.TEXT";
+    case FetchItem::ModSeq:
+        return "MODSEQ";
     }
     return "?";
 }

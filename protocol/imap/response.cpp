@@ -78,8 +78,20 @@ std::string_view to_string(RespCode c) {
         return "CLIENTBUG";
     case RespCode::Closed:
         return "CLOSED";
+    case RespCode::AppendUid:
+        return "APPENDUID";
+    case RespCode::CopyUid:
+        return "COPYUID";
     case RespCode::Expunged:
         return "EXPUNGED";
+    case RespCode::HighestModSeq:
+        return "HIGHESTMODSEQ";
+    case RespCode::Modified:
+        return "MODIFIED";
+    case RespCode::NoModSeq:
+        return "NOMODSEQ";
+    case RespCode::UidNotSticky:
+        return "UIDNOTSTICKY";
     case RespCode::InUse:
         return "INUSE";
     case RespCode::Limit:

@@ -48,7 +48,12 @@ enum class RespCode {
     Capability,           // CAPABILITY <caps>
     ClientBug,            // CLIENTBUG
     Closed,               // CLOSED
+    AppendUid,            // APPENDUID <uidvalidity> <uid>
+    CopyUid,              // COPYUID <uidvalidity> <source set> <dest set>
     Expunged,             // EXPUNGED
+    HighestModSeq,        // HIGHESTMODSEQ <n>
+    Modified,             // MODIFIED <set>
+    NoModSeq,             // NOMODSEQ
     InUse,                // INUSE
     Limit,                // LIMIT
     NoPerm,               // NOPERM
@@ -65,6 +70,7 @@ enum class RespCode {
     UidNext,              // UIDNEXT <n>
     UidValidity,          // UIDVALIDITY <n>
     Unavailable,          // UNAVAILABLE
+    UidNotSticky,         // UIDNOTSTICKY
     Unseen,               // UNSEEN <n>
 };
 

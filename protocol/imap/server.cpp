@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "protocol/imap/parse/arg_cursor.h"
 #include "protocol/imap/parse/parse.h"
 
 namespace popbridge::protocol::imap {
@@ -29,9 +30,16 @@ Session::~Session() {
 }
 
 std::string Session::capability_string() const {
-    std::string caps = "IMAP4rev1 LITERAL+ ID UNSELECT";
-    if (!config_.tls_active && !config_.allow_plaintext_login)
-        caps += " LOGINDISABLED";
+    std::string caps = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE "
+                       "CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH CONDSTORE QRESYNC";
+    if (std::holds_alternative<NotAuthenticated>(state_)) {
+        if (!config_.tls_active && config_.starttls_available)
+            caps += " STARTTLS";
+        if (!config_.tls_active && !config_.allow_plaintext_login)
+            caps += " LOGINDISABLED";
+        else
+            caps += " AUTH=PLAIN";
+    }
     return caps;
 }
 
@@ -83,6 +91,11 @@ void Session::process() {
         return;
     processing_ = true;
     while (!closing_ && !busy_) {
+        if (idle_tag_ || auth_tag_) {
+            if (!line_mode_step())
+                break;
+            continue;
+        }
         if (fetch_) {
             continue_fetch();
             if (fetch_ || busy_)
@@ -154,8 +167,11 @@ void Session::execute(RawCommand raw) {
         bad(tag, std::string(to_string(cmd.id)) + " not allowed now");
         return;
     }
-    // RFC 9051 7.4.1: no EXPUNGE while a sequence-number FETCH completes.
-    current_allows_expunge_ = cmd.id != CommandId::Fetch;
+    if (command_cb_)
+        command_cb_(cmd.id);
+    // RFC 9051 7.4.1: no EXPUNGE while a sequence-number FETCH, STORE or SEARCH completes.
+    current_allows_expunge_ =
+        cmd.id != CommandId::Fetch && cmd.id != CommandId::Store && cmd.id != CommandId::Search;
     std::visit(Overloaded{
                    [&](const CapabilityArgs&) { exec_capability(cmd); },
                    [&](const NoopArgs&) { exec_noop(cmd); },
@@ -166,6 +182,21 @@ void Session::execute(RawCommand raw) {
                    [&](const LoginArgs& a) { exec_login(cmd, a); },
                    [&](const SelectArgs& a) { exec_select(cmd, a); },
                    [&](FetchArgs& a) { exec_fetch(cmd, std::move(a)); },
+                   [&](const NamespaceArgs&) { exec_namespace(cmd); },
+                   [&](const StartTlsArgs&) { exec_starttls(cmd); },
+                   [&](const IdleArgs&) { exec_idle(cmd); },
+                   [&](const CloseArgs&) { exec_close(cmd); },
+                   [&](const EnableArgs& a) { exec_enable(cmd, a); },
+                   [&](const AuthenticateArgs& a) { exec_authenticate(cmd, a); },
+                   [&](const MailboxArgs& a) { exec_mailbox(cmd, a); },
+                   [&](const RenameArgs& a) { exec_rename(cmd, a); },
+                   [&](const StatusArgs& a) { exec_status(cmd, a); },
+                   [&](const ListArgs& a) { exec_list(cmd, a); },
+                   [&](AppendArgs& a) { exec_append(cmd, std::move(a)); },
+                   [&](const StoreArgs& a) { exec_store(cmd, a); },
+                   [&](const CopyArgs& a) { exec_copy(cmd, a); },
+                   [&](const ExpungeArgs& a) { exec_expunge(cmd, a); },
+                   [&](const SearchArgs& a) { exec_search(cmd, a); },
                },
                cmd.args);
 }
@@ -173,8 +204,19 @@ void Session::execute(RawCommand raw) {
 // ---- changes from other sessions ----
 
 void Session::on_message_added(MessageMeta meta) {
-    if (auto* sel = std::get_if<Selected>(&state_))
+    if (auto* sel = std::get_if<Selected>(&state_)) {
         sel->pending.push_back({PendingChange::Kind::Added, std::move(meta)});
+        push_if_idle();
+    }
+}
+
+void Session::push_if_idle() {
+    // RFC 2177: while idling, updates go out at once.
+    if (!idle_tag_ || !std::holds_alternative<Selected>(state_))
+        return;
+    flush_pending(true);
+    if (!output_.empty() && output_cb_ && !processing_)
+        output_cb_();
 }
 
 void Session::on_flags_changed(std::uint32_t uid, std::uint32_t flags,
@@ -186,6 +228,7 @@ void Session::on_flags_changed(std::uint32_t uid, std::uint32_t flags,
         m.keywords = std::move(keywords);
         m.modseq = modseq;
         sel->pending.push_back({PendingChange::Kind::Flags, std::move(m)});
+        push_if_idle();
     }
 }
 
@@ -194,6 +237,7 @@ void Session::on_expunged(std::uint32_t uid) {
         MessageMeta m;
         m.uid = uid;
         sel->pending.push_back({PendingChange::Kind::Expunged, std::move(m)});
+        push_if_idle();
     }
 }
 
@@ -212,7 +256,15 @@ void Session::flush_pending(bool allow_expunge) {
         exists_dirty = false;
     };
     std::vector<PendingChange> kept;
+    std::vector<std::uint32_t> vanished;
+    auto announce_vanished = [&] {
+        if (!vanished.empty())
+            write_vanished(vanished, false);
+        vanished.clear();
+    };
     for (PendingChange& ch : sel.pending) {
+        if (ch.meta.modseq > sel.snapshot.highest_modseq)
+            sel.snapshot.highest_modseq = ch.meta.modseq;
         switch (ch.kind) {
         case PendingChange::Kind::Added:
             // Only UIDs above the snapshot's are new; anything else is a duplicate event.
@@ -233,11 +285,8 @@ void Session::flush_pending(bool allow_expunge) {
             it->flags = ch.meta.flags;
             it->keywords = std::move(ch.meta.keywords);
             announce_exists();
-            std::string data = std::to_string(it - msgs.begin() + 1) + " FETCH (UID " +
-                               std::to_string(it->uid) + " FLAGS ";
-            write_flag_list(data, it->flags, it->keywords);
-            data += ")";
-            write_untagged(output_, data);
+            write_untagged(output_,
+                           flags_fetch_data(static_cast<std::size_t>(it - msgs.begin()), true));
             break;
         }
         case PendingChange::Kind::Expunged: {
@@ -249,14 +298,98 @@ void Session::flush_pending(bool allow_expunge) {
             if (it == msgs.end())
                 break;
             announce_exists(); // the client must know a message before it is expunged
-            write_untagged(output_, std::to_string(it - msgs.begin() + 1) + " EXPUNGE");
+            if (qresync_)
+                vanished.push_back(it->uid); // RFC 7162 3.2.10: VANISHED replaces EXPUNGE
+            else
+                write_untagged(output_, std::to_string(it - msgs.begin() + 1) + " EXPUNGE");
             msgs.erase(it);
             break;
         }
         }
     }
+    announce_vanished();
     announce_exists();
     sel.pending = std::move(kept);
+}
+
+std::string Session::flags_fetch_data(std::size_t index, bool with_uid) const {
+    const auto& m = std::get<Selected>(state_).snapshot.messages[index];
+    std::string data = std::to_string(index + 1) + " FETCH (";
+    if (with_uid)
+        data += "UID " + std::to_string(m.uid) + " ";
+    data += "FLAGS ";
+    write_flag_list(data, m.flags, m.keywords);
+    if (condstore_)
+        data += " MODSEQ (" + std::to_string(m.modseq) + ")";
+    data += ")";
+    return data;
+}
+
+void Session::write_vanished(const std::vector<std::uint32_t>& uids, bool earlier) {
+    std::vector<std::uint32_t> sorted = uids;
+    std::sort(sorted.begin(), sorted.end());
+    std::vector<SeqRange> ranges;
+    for (std::uint32_t u : sorted) {
+        if (!ranges.empty() && ranges.back().last + 1 == u)
+            ranges.back().last = u;
+        else if (ranges.empty() || ranges.back().last != u)
+            ranges.push_back({u, u});
+    }
+    if (ranges.empty())
+        return;
+    write_untagged(output_, std::string("VANISHED ") + (earlier ? "(EARLIER) " : "") +
+                                SeqSet(std::move(ranges)).to_string());
+}
+
+void Session::storage_failure(std::string_view tag, const Error& err, std::string_view fallback) {
+    ImapFailure f = imap_response_for(err);
+    finish(tag, f.status, f.code, err.message.empty() ? fallback : std::string_view(err.message));
+    if (err.close_connection) {
+        write_untagged_status(output_, RespStatus::Bye, {}, "Closing connection");
+        if (std::holds_alternative<Selected>(state_))
+            backend_.unselect();
+        state_ = LoggedOut{};
+        closing_ = true;
+    }
+}
+
+// IDLE's "DONE" and AUTHENTICATE's response are lines, not commands.
+bool Session::line_mode_step() {
+    auto nl = input_.find('\n', input_pos_);
+    if (nl == std::string::npos) {
+        const Limits& limits =
+            state_bit() == kStateNotAuthenticated ? config_.pre_auth : config_.post_auth;
+        if (input_.size() - input_pos_ > limits.max_line) {
+            write_untagged_status(output_, RespStatus::Bye, {}, "Line too long");
+            if (std::holds_alternative<Selected>(state_))
+                backend_.unselect();
+            state_ = LoggedOut{};
+            closing_ = true;
+        }
+        return false;
+    }
+    std::string_view line(input_.data() + input_pos_, nl - input_pos_);
+    input_pos_ = nl + 1;
+    if (!line.empty() && line.back() == '\r')
+        line.remove_suffix(1);
+    if (idle_tag_) {
+        std::string tag = std::move(*idle_tag_);
+        idle_tag_.reset();
+        if (iequals(line, "DONE")) {
+            finish(tag, RespStatus::Ok, {}, "IDLE terminated");
+        } else {
+            bad(tag, "Expected DONE");
+        }
+        return true;
+    }
+    std::string tag = std::move(*auth_tag_);
+    auth_tag_.reset();
+    if (line == "*") {
+        bad(tag, "AUTHENTICATE cancelled");
+        return true;
+    }
+    finish_authenticate(tag, line);
+    return true;
 }
 
 } // namespace popbridge::protocol::imap

@@ -44,6 +44,7 @@ struct SessionConfig {
     std::size_t output_high_water = 256 * 1024; // stop generating output above this
     bool tls_active = false;                    // connection already encrypted (port 993)
     bool allow_plaintext_login = false;         // allow LOGIN without TLS (tests, loopback)
+    bool starttls_available = false;            // the proxy can start TLS on this connection
     std::string greeting = "popbridge ready";
 };
 
@@ -101,8 +102,20 @@ public:
     void pump();
 
     void set_tls_active(bool active) { config_.tls_active = active; }
+    // True once after a STARTTLS was answered with OK: the proxy must start the TLS
+    // handshake now. Everything the client sent after the STARTTLS line was discarded
+    // (RFC 3501 6.2.1, STARTTLS injection); call set_tls_active(true) when it is done.
+    bool take_starttls() {
+        bool s = starttls_requested_;
+        starttls_requested_ = false;
+        return s;
+    }
+    // True while the client is in IDLE (RFC 2177).
+    bool idling() const { return idle_tag_.has_value(); }
     std::string capability_string() const;
     void set_output_callback(std::function<void()> cb) { output_cb_ = std::move(cb); }
+    // Called with every command that parsed and is legal in the current state (metrics).
+    void set_command_observer(std::function<void(CommandId)> cb) { command_cb_ = std::move(cb); }
 
     void on_message_added(MessageMeta meta);
     void on_flags_changed(std::uint32_t uid, std::uint32_t flags, std::vector<std::string> keywords,
@@ -127,6 +140,7 @@ private:
     void bad(std::string_view tag, std::string_view text, RespCode code = RespCode::None);
     void finish(std::string_view tag, RespStatus status, ResponseCode code, std::string_view text);
     void flush_pending(bool allow_expunge);
+    void push_if_idle();
     StateBit state_bit() const;
     void after_async();
 
@@ -143,6 +157,31 @@ private:
     void continue_fetch();
     bool fetch_one(FetchJob& job, std::size_t index);
 
+    void exec_enable(const Command& cmd, const EnableArgs& args);
+    void exec_namespace(const Command& cmd);
+    void exec_starttls(const Command& cmd);
+    void exec_authenticate(const Command& cmd, const AuthenticateArgs& args);
+    void finish_authenticate(const std::string& tag, std::string_view base64);
+    void start_login(const std::string& tag, std::string user, std::string password, bool sasl);
+    void exec_idle(const Command& cmd);
+    void exec_mailbox(const Command& cmd, const MailboxArgs& args);
+    void exec_rename(const Command& cmd, const RenameArgs& args);
+    void exec_status(const Command& cmd, const StatusArgs& args);
+    void exec_list(const Command& cmd, const ListArgs& args);
+    void exec_append(const Command& cmd, AppendArgs args);
+    void exec_close(const Command& cmd);
+    void exec_expunge(const Command& cmd, const ExpungeArgs& args);
+    void exec_search(const Command& cmd, const SearchArgs& args);
+    void exec_store(const Command& cmd, const StoreArgs& args);
+    void exec_copy(const Command& cmd, const CopyArgs& args);
+    bool line_mode_step();
+    // Sequence set of the command -> UIDs of the snapshot (ascending). nullopt after BAD.
+    std::optional<std::vector<std::uint32_t>> resolve_uids(std::string_view tag, const SeqSet& set,
+                                                           bool uid);
+    void write_vanished(const std::vector<std::uint32_t>& uids, bool earlier);
+    std::string flags_fetch_data(std::size_t index, bool with_uid) const;
+    void storage_failure(std::string_view tag, const Error& err, std::string_view fallback);
+
     Backend& backend_;
     SessionConfig config_;
     Tokenizer tokenizer_;
@@ -156,7 +195,13 @@ private:
     bool processing_ = false; // inside process(): re-entrant calls return at once
     bool current_allows_expunge_ = true;
     std::optional<FetchJob> fetch_;
+    bool condstore_ = false;              // CONDSTORE enabled (RFC 7162 3.1)
+    bool qresync_ = false;                // QRESYNC enabled (RFC 7162 3.2)
+    std::optional<std::string> idle_tag_; // inside IDLE: tag of the IDLE command
+    std::optional<std::string> auth_tag_; // AUTHENTICATE waiting for the client's response
+    bool starttls_requested_ = false;
     std::function<void()> output_cb_;
+    std::function<void(CommandId)> command_cb_;
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

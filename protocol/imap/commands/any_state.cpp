@@ -1,4 +1,5 @@
-// Commands legal in every state: CAPABILITY, NOOP, LOGOUT, ID; plus CHECK.
+// Commands legal in every state: CAPABILITY, NOOP, LOGOUT, ID; plus CHECK, ENABLE,
+// NAMESPACE and IDLE.
 #include "protocol/imap/server.h"
 
 namespace popbridge::protocol::imap {
@@ -30,6 +31,39 @@ void Session::exec_id(const Command& cmd, const IdArgs&) {
     // RFC 2971: the client's parameters are informational only.
     write_untagged(output_, "ID (\"name\" \"popbridge\")");
     finish(cmd.tag, RespStatus::Ok, {}, "ID completed");
+}
+
+void Session::exec_enable(const Command& cmd, const EnableArgs& args) {
+    // RFC 5161: unknown capabilities are ignored; only newly enabled ones are listed.
+    std::string enabled;
+    for (const std::string& cap : args.capabilities) {
+        bool* flag = cap == "CONDSTORE" ? &condstore_ : cap == "QRESYNC" ? &qresync_ : nullptr;
+        if (flag == nullptr || *flag)
+            continue;
+        *flag = true;
+        enabled += " " + cap;
+        if (cap == "QRESYNC" && !condstore_) {
+            condstore_ = true; // RFC 7162 3.2.3: QRESYNC implies CONDSTORE
+            enabled += " CONDSTORE";
+        }
+    }
+    write_untagged(output_, "ENABLED" + enabled);
+    finish(cmd.tag, RespStatus::Ok, {}, "ENABLE completed");
+}
+
+void Session::exec_namespace(const Command& cmd) {
+    // One personal namespace, no prefix, "/" as the separator (RFC 2342).
+    write_untagged(output_, "NAMESPACE ((\"\" \"/\")) NIL NIL");
+    finish(cmd.tag, RespStatus::Ok, {}, "NAMESPACE completed");
+}
+
+void Session::exec_idle(const Command& cmd) {
+    write_continuation(output_, "idling");
+    idle_tag_ = cmd.tag;
+    if (std::holds_alternative<Selected>(state_)) {
+        flush_pending(true); // what happened before IDLE goes out now
+        backend_.idle_started();
+    }
 }
 
 } // namespace popbridge::protocol::imap

@@ -92,6 +92,31 @@ void Session::exec_fetch(const Command& cmd, FetchArgs args) {
         job->resolved = args.set.resolve(count);
     }
     job->args = std::move(args);
+    if (job->args.changed_since)
+        condstore_ = true; // RFC 7162 3.1: CHANGEDSINCE enables CONDSTORE
+    for (const FetchAtt& a : job->args.atts)
+        if (a.item == FetchItem::ModSeq)
+            condstore_ = true;
+    if (job->args.vanished) {
+        if (!qresync_) {
+            bad(cmd.tag, "VANISHED needs QRESYNC enabled");
+            return;
+        }
+        // RFC 7162 3.2.6: UIDs in the set that no longer exist (no expunge modseqs are
+        // kept, so all of them).
+        std::vector<std::uint32_t> gone;
+        std::size_t i = 0;
+        std::uint32_t top = msgs.empty() ? 0 : msgs.back().uid;
+        for (const SeqRange& r : job->resolved.ranges()) {
+            for (std::uint64_t u = r.first; u <= r.last && u <= top && gone.size() <= 100000; ++u) {
+                while (i < msgs.size() && msgs[i].uid < u)
+                    ++i;
+                if (i >= msgs.size() || msgs[i].uid != u)
+                    gone.push_back(static_cast<std::uint32_t>(u));
+            }
+        }
+        write_vanished(gone, true);
+    }
 
     bool sets_seen =
         !sel.snapshot.read_only && std::any_of(job->args.atts.begin(), job->args.atts.end(),
@@ -100,7 +125,8 @@ void Session::exec_fetch(const Command& cmd, FetchArgs args) {
     if (sets_seen) {
         FetchJob walk = *job;
         while (auto idx = next_fetch_index(walk))
-            if ((msgs[*idx].flags & kFlagSeen) == 0)
+            if ((msgs[*idx].flags & kFlagSeen) == 0 &&
+                (!walk.args.changed_since || msgs[*idx].modseq > *walk.args.changed_since))
                 unseen.push_back(msgs[*idx].uid);
     }
     if (unseen.empty()) {
@@ -175,6 +201,11 @@ void Session::continue_fetch() {
             finish(tag, RespStatus::Ok, {}, uid ? "UID FETCH completed" : "FETCH completed");
             return;
         }
+        if (fetch_->args.changed_since) {
+            const auto& m = std::get<Selected>(state_).snapshot.messages[*idx];
+            if (m.modseq <= *fetch_->args.changed_since)
+                continue;
+        }
         if (!fetch_one(*fetch_, *idx)) {
             fetch_.reset();
             return;
@@ -209,6 +240,10 @@ bool Session::fetch_one(FetchJob& job, std::size_t index) {
             sep();
             out += "FLAGS ";
             write_flag_list(out, m.flags, m.keywords);
+            continue;
+        case FetchItem::ModSeq:
+            sep();
+            out += "MODSEQ (" + std::to_string(m.modseq) + ")";
             continue;
         case FetchItem::Uid:
             sep();
@@ -269,10 +304,18 @@ bool Session::fetch_one(FetchJob& job, std::size_t index) {
         out.push_back(' ');
         write_literal(out, data);
     }
-    if (!has(FetchItem::Flags) && std::binary_search(job.seen.begin(), job.seen.end(), m.uid)) {
+    bool seen_now = std::binary_search(job.seen.begin(), job.seen.end(), m.uid);
+    if (!has(FetchItem::Flags) && seen_now) {
         sep();
         out += "FLAGS ";
         write_flag_list(out, m.flags, m.keywords);
+    }
+    // RFC 7162 3.1.4.1: with CONDSTORE on, FETCH responses with FLAGS carry MODSEQ; and
+    // CHANGEDSINCE implies MODSEQ.
+    if (condstore_ && !has(FetchItem::ModSeq) &&
+        (has(FetchItem::Flags) || seen_now || job.args.changed_since)) {
+        sep();
+        out += "MODSEQ (" + std::to_string(m.modseq) + ")";
     }
     out += ")\r\n";
     output_ += out;

@@ -33,6 +33,13 @@ void Session::exec_select(const Command& cmd, const SelectArgs& args) {
     MailboxSnapshot& s = *snap;
     if (args.read_only)
         s.read_only = true;
+    if (args.condstore)
+        condstore_ = true; // RFC 7162 3.1.8: SELECT (CONDSTORE) enables CONDSTORE
+    if (args.qresync && !qresync_) {
+        backend_.unselect();
+        bad(cmd.tag, "QRESYNC is not enabled");
+        return;
+    }
 
     std::string line = "FLAGS ";
     write_flag_list(line, kPermanentFlagBits, s.keywords);
@@ -61,9 +68,40 @@ void Session::exec_select(const Command& cmd, const SelectArgs& args) {
                           {RespCode::UidValidity, std::to_string(s.uid_validity)}, "UIDs valid");
     write_untagged_status(output_, RespStatus::Ok, {RespCode::UidNext, std::to_string(s.uid_next)},
                           "Predicted next UID");
+    if (condstore_)
+        write_untagged_status(output_, RespStatus::Ok,
+                              {RespCode::HighestModSeq, std::to_string(s.highest_modseq)},
+                              "Highest");
+    bool resync = args.qresync && args.qresync->uid_validity == s.uid_validity;
 
     bool read_only = s.read_only;
     state_ = Selected{std::move(user), args.mailbox, std::move(s), {}};
+    if (resync) {
+        // RFC 7162 3.2.5.1: UIDs the client knows that are gone, then what changed. The
+        // store keeps no modseq for expunges, so every vanished known UID is reported.
+        auto& msgs = std::get<Selected>(state_).snapshot.messages;
+        std::uint32_t top = msgs.empty() ? 0 : msgs.back().uid;
+        SeqSet known = args.qresync->known_uids ? args.qresync->known_uids->resolve(top)
+                                                : SeqSet({SeqRange{1, top}});
+        std::vector<std::uint32_t> gone;
+        std::size_t i = 0;
+        for (const SeqRange& r : known.ranges()) {
+            if (r.first == 0)
+                continue;
+            for (std::uint64_t u = r.first; u <= r.last && u <= top; ++u) {
+                while (i < msgs.size() && msgs[i].uid < u)
+                    ++i;
+                if (i >= msgs.size() || msgs[i].uid != u)
+                    gone.push_back(static_cast<std::uint32_t>(u));
+                if (gone.size() > 100000)
+                    break; // a huge sparse range; the client resyncs the rest itself
+            }
+        }
+        write_vanished(gone, true);
+        for (std::size_t k = 0; k < msgs.size(); ++k)
+            if (msgs[k].modseq > args.qresync->modseq)
+                write_untagged(output_, flags_fetch_data(k, true));
+    }
     finish(cmd.tag, RespStatus::Ok, {read_only ? RespCode::ReadOnly : RespCode::ReadWrite, {}},
            args.read_only ? "EXAMINE completed" : "SELECT completed");
 }

@@ -152,6 +152,7 @@ Parsed<FetchAtt> parse_one(ArgCursor& args) {
         {"RFC822", FetchItem::Rfc822},
         {"RFC822.HEADER", FetchItem::Rfc822Header},
         {"RFC822.TEXT", FetchItem::Rfc822Text},
+        {"MODSEQ", FetchItem::ModSeq},
     };
     for (const auto& [name, item] : kNames)
         if (upper == name)
@@ -209,10 +210,31 @@ Parsed<CommandArgs> parse_fetch(ArgCursor& args, bool uid) {
     auto atts = parse_fetch_atts(args);
     if (!atts)
         return tl::unexpected(atts.error());
+    FetchArgs out{std::move(*set), std::move(*atts), uid, std::nullopt, false};
+    // fetch-modifiers (RFC 7162): (CHANGEDSINCE n [VANISHED])
+    if (args.list_open()) {
+        while (!args.list_close()) {
+            auto m = args.atom();
+            if (!m)
+                return tl::unexpected(m.error());
+            if (iequals(*m, "CHANGEDSINCE")) {
+                auto n = parse_number64(args);
+                if (!n)
+                    return tl::unexpected(n.error());
+                out.changed_since = *n;
+            } else if (iequals(*m, "VANISHED")) {
+                out.vanished = true;
+            } else {
+                return parse_error("Unknown FETCH modifier " + *m);
+            }
+        }
+        if (out.vanished && (!uid || !out.changed_since))
+            return parse_error("VANISHED needs UID FETCH with CHANGEDSINCE");
+    }
     auto end = args.end();
     if (!end)
         return tl::unexpected(end.error());
-    return CommandArgs(FetchArgs{std::move(*set), std::move(*atts), uid});
+    return CommandArgs(std::move(out));
 }
 
 } // namespace popbridge::protocol::imap

@@ -3,91 +3,17 @@
 #include <map>
 
 #include "protocol/imap/server.h"
+#include "tests/unit/protocol/imap/fake_backend.h"
 
 using namespace popbridge::protocol::imap;
+using popbridge::protocol::imap::test::FakeBackend;
 
 namespace {
 
-// Fake storage: one mailbox "INBOX" (and "Empty"); login may answer at once or later.
-class FakeBackend : public Backend {
-public:
-    bool async_login = false;
-    bool async_store = false;
-    std::function<void(bool)> pending_login;
-    std::function<void(Result<void>)> pending_store;
-    std::vector<std::string> calls;
-    std::map<std::uint32_t, std::string> bodies;
-    MailboxSnapshot inbox;
-    bool selected = false;
-
-    FakeBackend() {
-        inbox.uid_validity = 1700000000;
-        inbox.uid_next = 12;
-        add(3, "Subject: one\r\nFrom: a@example.org\r\n\r\nHello\r\n", kFlagSeen);
-        add(7, "Subject: two\r\n\r\nBody two\r\n", 0);
-        add(11, "Subject: three\r\nTo: b@example.org\r\n\r\nThree\r\n", kFlagFlagged);
-    }
-    void add(std::uint32_t uid, std::string body, std::uint32_t flags) {
-        MessageMeta m;
-        m.uid = uid;
-        m.size = body.size();
-        m.internal_date = 1709210096 + uid;
-        m.tz_offset_minutes = 60;
-        m.flags = flags;
-        m.modseq = uid;
-        inbox.messages.push_back(m);
-        bodies[uid] = std::move(body);
-    }
-
-    void login(std::string_view user, std::string_view password,
-               std::function<void(bool)> done) override {
-        calls.push_back("login " + std::string(user) + " " + std::string(password));
-        bool ok = user == "alice" && password == "secret";
-        if (async_login)
-            pending_login = [done, ok](bool) { done(ok); };
-        else
-            done(ok);
-    }
-    Result<MailboxSnapshot> select(std::string_view mailbox, bool read_only) override {
-        calls.push_back("select " + std::string(mailbox) + (read_only ? " ro" : " rw"));
-        if (mailbox == "INBOX") {
-            selected = true;
-            return inbox;
-        }
-        if (mailbox == "Empty") {
-            selected = true;
-            MailboxSnapshot s;
-            s.uid_validity = 5;
-            s.uid_next = 1;
-            return s;
-        }
-        return make_error(StorageErrc::NotFound, "No such mailbox");
-    }
-    Result<std::string> read_message(std::uint32_t uid) override {
-        calls.push_back("read " + std::to_string(uid));
-        auto it = bodies.find(uid);
-        if (it == bodies.end())
-            return make_error(StorageErrc::Expunged, "gone");
-        return it->second;
-    }
-    void store_flags(std::vector<std::uint32_t> uids, FlagOp op, std::uint32_t flags,
-                     std::vector<std::string>, std::function<void(Result<void>)> done) override {
-        std::string c = "store " + std::string(to_string(op)) + " " + std::to_string(flags);
-        for (auto u : uids)
-            c += " " + std::to_string(u);
-        calls.push_back(c);
-        if (async_store)
-            pending_store = done;
-        else
-            done({});
-    }
-    void unselect() override {
-        calls.push_back("unselect");
-        selected = false;
-    }
-};
-
-constexpr const char* kCaps = "IMAP4rev1 LITERAL+ ID UNSELECT";
+constexpr const char* kCaps =
+    "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN "
+    "LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH CONDSTORE QRESYNC";
+const std::string kPreAuthCaps = std::string(kCaps) + " AUTH=PLAIN";
 
 struct Fixture {
     FakeBackend backend;
@@ -95,7 +21,7 @@ struct Fixture {
     explicit Fixture(SessionConfig cfg = plaintext()) {
         session = std::make_unique<Session>(backend, cfg);
         CHECK(session->take_output() ==
-              std::string("* OK [CAPABILITY ") + kCaps + "] popbridge ready\r\n");
+              std::string("* OK [CAPABILITY ") + kPreAuthCaps + "] popbridge ready\r\n");
     }
     static SessionConfig plaintext() {
         SessionConfig c;
@@ -119,7 +45,7 @@ struct Fixture {
 TEST_CASE("server: greeting, CAPABILITY, NOOP, LOGOUT", "[imap][server]") {
     Fixture f;
     CHECK(f.c("a CAPABILITY\r\n") ==
-          std::string("* CAPABILITY ") + kCaps + "\r\na OK CAPABILITY completed\r\n");
+          std::string("* CAPABILITY ") + kPreAuthCaps + "\r\na OK CAPABILITY completed\r\n");
     CHECK(f.c("b NOOP\r\n") == "b OK NOOP completed\r\n");
     CHECK(f.c("c ID (\"name\" \"test\")\r\n") ==
           "* ID (\"name\" \"popbridge\")\r\nc OK ID completed\r\n");
@@ -138,7 +64,7 @@ TEST_CASE("server: LOGINDISABLED without TLS", "[imap][server]") {
     CHECK(s.take_output() == "a NO [PRIVACYREQUIRED] LOGIN is disabled without TLS\r\n");
     CHECK(backend.calls.empty());
     s.set_tls_active(true);
-    CHECK(s.capability_string() == kCaps);
+    CHECK(s.capability_string() == kPreAuthCaps);
     s.feed(std::string_view("b LOGIN alice secret\r\n"));
     CHECK(s.take_output() == std::string("b OK [CAPABILITY ") + kCaps + "] Logged in\r\n");
 }
