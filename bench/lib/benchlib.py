@@ -50,13 +50,22 @@ RESULTS_DIR = BUILD_DIR / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 _live: list = []
+_groups: set[int] = set()  # process groups of commands running under timed()
 
 
 @atexit.register
 def _stop_all() -> None:
+    for pgid in list(_groups):
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGKILL)
     for thing in reversed(list(_live)):
         with contextlib.suppress(Exception):
             thing.stop()
+
+
+# SIGTERM / SIGHUP end the run through the atexit cleanup above.
+for _sig in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(_sig, lambda signum, _frame: sys.exit(128 + signum))
 
 
 def log(msg: str) -> None:
@@ -479,18 +488,26 @@ def timed(cmd: list[str], env: Optional[dict] = None, cwd: Optional[Path] = None
     process of that tree), rc, out, err."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
+        # Own process group: a tool that drops privileges (setpriv) loses PDEATHSIG, so the
+        # group is what the cleanup kills.
         p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err,
-                             preexec_fn=harness._die_with_parent)
-        deadline = t0 + timeout
-        while True:
-            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                p.kill()
-                pid, status, ru = os.wait4(p.pid, 0)
-                break
-            time.sleep(0.002)
+                             preexec_fn=harness._die_with_parent, start_new_session=True)
+        _groups.add(p.pid)
+        try:
+            deadline = t0 + timeout
+            while True:
+                pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() > deadline:
+                    p.kill()
+                    pid, status, ru = os.wait4(p.pid, 0)
+                    break
+                time.sleep(0.002)
+        finally:
+            with contextlib.suppress(OSError):
+                os.killpg(p.pid, signal.SIGKILL)  # leftovers of the group, if any
+            _groups.discard(p.pid)
         wall = time.monotonic() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -750,3 +767,7 @@ def machine_facts() -> dict:
             "loadavg": open("/proc/loadavg").read().split()[:3],
             "packages": pkgs, "popbridge_commit": bench_commit or commit,
             "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+
+
+def machine_pkg(pkg: str) -> str:
+    return _cmd("dpkg-query", "-W", "-f=${Version}", pkg) or "?"
