@@ -154,7 +154,7 @@ class AdminEndpointTest(unittest.TestCase):
         try:
             m2 = parse_metrics(http(self.port, "GET", "/metrics")[2])
             self.assertGreaterEqual(metric(m2, "popbridge_imap_connections"), 1)
-            self.assertEqual(metric(m2, "popbridge_imap_connections_total"), before_total + 1)
+            self.assertGreaterEqual(metric(m2, "popbridge_imap_connections_total"), before_total + 1)
         finally:
             harness.imap_logout(client)
         self.pb.wait_for(lambda: metric(parse_metrics(http(self.port, "GET", "/metrics")[2]),
