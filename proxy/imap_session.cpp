@@ -1,6 +1,10 @@
 #include "proxy/imap_session.h"
 
+#include <cstdlib>
+
 #include <spdlog/spdlog.h>
+
+#include "proxy/metrics.h"
 
 namespace popbridge::proxy {
 
@@ -11,7 +15,12 @@ namespace {
 imap::SessionConfig session_config(const Connection& conn, const ImapSessionOptions& o) {
     imap::SessionConfig c;
     c.tls_active = o.implicit_tls;
-    c.allow_plaintext_login = o.allow_plaintext_auth || conn.remote_is_loopback();
+    // Loopback peers may log in without TLS. POPBRIDGE_TEST_LOOPBACK_IS_REMOTE=1 turns that
+    // off so tests on 127.0.0.1 can see how a remote client is treated (LOGINDISABLED).
+    const char* strict = std::getenv("POPBRIDGE_TEST_LOOPBACK_IS_REMOTE");
+    bool loopback_ok = conn.remote_is_loopback() && !(strict && std::string_view(strict) == "1");
+    c.allow_plaintext_login = o.allow_plaintext_auth || loopback_ok;
+    c.starttls_available = !o.implicit_tls && o.tls != nullptr;
     return c;
 }
 
@@ -35,12 +44,18 @@ ImapSession::ImapSession(Connection* conn, BackendServices services,
       session_(backend_, session_config(*conn, options)) {
     backend_.attach(&session_);
     session_.set_output_callback([this] { flush(); });
+    session_.set_command_observer(
+        [](imap::CommandId id) { metrics().imap.command(imap::to_string(id)); });
+    metrics().imap.connection_opened();
     if (registry_)
         registry_(this, true);
     spdlog::debug("imap connect remote={}", conn_->remote_address());
 }
 
 ImapSession::~ImapSession() {
+    if (idling_)
+        metrics().imap.idle_ended();
+    metrics().imap.connection_closed();
     if (registry_)
         registry_(this, false);
 }
@@ -66,9 +81,23 @@ void ImapSession::flush() {
             conn_->close_after_flush("logout");
             return;
         }
+        if (session_.take_starttls()) {
+            // The OK went out in the clear; everything after it is TLS. The session has
+            // already dropped whatever the client pipelined after STARTTLS.
+            conn_->start_tls_server(options_.tls);
+            session_.set_tls_active(true);
+            spdlog::debug("imap starttls remote={}", conn_->remote_address());
+        }
         if (out.empty() || conn_->write_queue_size() >= Connection::kHighWater)
             break;
         session_.pump(); // continue a long FETCH while the client keeps up
+    }
+    if (session_.idling() != idling_) {
+        idling_ = session_.idling();
+        if (idling_)
+            metrics().imap.idle_started();
+        else
+            metrics().imap.idle_ended();
     }
     if (!authenticated_ && !std::holds_alternative<imap::NotAuthenticated>(session_.state())) {
         authenticated_ = true;

@@ -19,9 +19,9 @@
 namespace popbridge::proxy {
 
 struct ImapSessionOptions {
-    bool implicit_tls = false;            // the listener is an implicit-TLS (993) one
-    SSL_CTX* tls = nullptr;               // server context for implicit TLS
-    bool allow_plaintext_auth = false;    // from the daemon config
+    bool implicit_tls = false;         // the listener is an implicit-TLS (993) one
+    SSL_CTX* tls = nullptr;            // server context for implicit TLS
+    bool allow_plaintext_auth = false; // from the daemon config
     std::chrono::seconds login_timeout{60};
     std::chrono::seconds autologout{31 * 60};
 };
@@ -55,6 +55,7 @@ private:
     StoreBackend backend_;
     protocol::imap::Session session_;
     bool authenticated_ = false;
+    bool idling_ = false;
 };
 
 } // namespace popbridge::proxy

@@ -3,12 +3,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
+#include <map>
 #include <set>
 
 #include <spdlog/spdlog.h>
 
+#include "proxy/metrics.h"
 #include "proxy/password.h"
 #include "proxy/store_sync.h"
 #include "proxy/uv/work.h"
@@ -18,6 +22,30 @@ namespace popbridge::proxy {
 namespace imap = protocol::imap;
 
 namespace {
+
+std::map<std::string, std::uint64_t>& failures_by_user() {
+    static std::map<std::string, std::uint64_t> m;
+    return m;
+}
+std::map<std::string, std::uint64_t>& failures_by_remote() {
+    static std::map<std::string, std::uint64_t> m;
+    return m;
+}
+
+// "1.2.3.4:5678" / "[::1]:5678" -> the address without the port.
+std::string remote_host(const std::string& remote) {
+    auto colon = remote.rfind(':');
+    if (colon == std::string::npos)
+        return remote;
+    std::string host = remote.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+    return host;
+}
+
+bool is_inbox_name(std::string_view n) {
+    return n == "INBOX";
+}
 
 imap::MessageMeta to_meta(const store::MessageRecord& m) {
     imap::MessageMeta meta;
@@ -33,18 +61,49 @@ imap::MessageMeta to_meta(const store::MessageRecord& m) {
 
 } // namespace
 
+std::uint64_t login_failures_for_user(const std::string& user) {
+    auto it = failures_by_user().find(user);
+    return it == failures_by_user().end() ? 0 : it->second;
+}
+std::uint64_t login_failures_for_remote(const std::string& remote) {
+    auto it = failures_by_remote().find(remote_host(remote));
+    return it == failures_by_remote().end() ? 0 : it->second;
+}
+
 imap::Error to_imap_error(const store::Error& e) {
     using store::Errc;
     imap::StorageErrc code = imap::StorageErrc::Internal;
     switch (e.code) {
-    case Errc::NotFound: code = imap::StorageErrc::NotFound; break;
-    case Errc::AlreadyExists: code = imap::StorageErrc::AlreadyExists; break;
-    case Errc::InvalidName: code = imap::StorageErrc::NotFound; break;
-    case Errc::TooLarge: code = imap::StorageErrc::TooBig; break;
-    case Errc::ReadOnly: code = imap::StorageErrc::NoPermission; break;
-    case Errc::Io: code = imap::StorageErrc::Unavailable; break;
-    case Errc::Busy: code = imap::StorageErrc::InUse; break;
-    default: code = imap::StorageErrc::Internal; break;
+    case Errc::NotFound:
+        code = imap::StorageErrc::NotFound;
+        break;
+    case Errc::AlreadyExists:
+        code = imap::StorageErrc::AlreadyExists;
+        break;
+    case Errc::InvalidName:
+        code = imap::StorageErrc::NoPermission;
+        break;
+    case Errc::TooLarge:
+        code = imap::StorageErrc::TooBig;
+        break;
+    case Errc::ReadOnly:
+        code = imap::StorageErrc::NoPermission;
+        break;
+    case Errc::Io:
+        code = imap::StorageErrc::Unavailable;
+        break;
+    case Errc::Busy:
+        code = imap::StorageErrc::InUse;
+        break;
+    case Errc::HasChildren:
+        code = imap::StorageErrc::InUse;
+        break;
+    case Errc::InvalidState:
+        code = imap::StorageErrc::NoPermission;
+        break;
+    default:
+        code = imap::StorageErrc::Internal;
+        break;
     }
     return imap::Error{code, e.message, false};
 }
@@ -80,11 +139,22 @@ void StoreBackend::login(std::string_view user, std::string_view password,
                     ok = false;
                 }
             }
-            spdlog::info("imap login user={} remote={} result={}", name, remote_,
-                         ok ? "ok" : (known ? "bad_password" : "unknown_user"));
-            if (ok)
+            metrics().imap.login(ok);
+            if (ok) {
+                spdlog::info("imap login user={} remote={} result=ok", name, remote_);
                 user_ = name;
-            done(ok);
+                done(true);
+                return;
+            }
+            std::uint64_t by_user = ++failures_by_user()[name];
+            std::uint64_t by_remote = ++failures_by_remote()[remote_host(remote_)];
+            spdlog::warn("imap login user={} remote={} result={} failures_user={} "
+                         "failures_remote={}",
+                         name, remote_, known ? "bad_password" : "unknown_user", by_user,
+                         by_remote);
+            // The same delay for both causes, so timing tells nothing about which it was.
+            delay_ = std::make_unique<uv::Timer>(svc_.loop);
+            delay_->start(kLoginFailureDelayMs, 0, [this, done] { done(false); });
         });
 }
 
@@ -114,7 +184,8 @@ imap::Result<imap::MailboxSnapshot> StoreBackend::select(std::string_view mailbo
     if (auto sub = svc_.store->subscribe(user_, *folder, this); !sub)
         return tl::unexpected(to_imap_error(sub.error()));
     selected_ = *folder;
-    svc_.accounts->folder_opened(user_, std::string(mailbox_utf8));
+    selected_name_ = std::string(mailbox_utf8);
+    svc_.accounts->folder_opened(user_, selected_name_);
     return snap;
 }
 
@@ -156,6 +227,19 @@ imap::Result<std::string> StoreBackend::read_message(std::uint32_t uid) {
 void StoreBackend::store_flags(std::vector<std::uint32_t> uids, imap::FlagOp op,
                                std::uint32_t flags, std::vector<std::string> keywords,
                                std::function<void(imap::Result<void>)> done) {
+    store_flags_ex(std::move(uids), op, flags, std::move(keywords), std::nullopt,
+                   [done = std::move(done)](imap::Result<imap::StoreResult> r) {
+                       if (r)
+                           done({});
+                       else
+                           done(tl::unexpected(r.error()));
+                   });
+}
+
+void StoreBackend::store_flags_ex(std::vector<std::uint32_t> uids, imap::FlagOp op,
+                                  std::uint32_t flags, std::vector<std::string> keywords,
+                                  std::optional<std::uint64_t> unchanged_since,
+                                  std::function<void(imap::Result<imap::StoreResult>)> done) {
     if (!selected_) {
         done(imap::make_error(imap::StorageErrc::NotFound, "no mailbox selected"));
         return;
@@ -164,7 +248,7 @@ void StoreBackend::store_flags(std::vector<std::uint32_t> uids, imap::FlagOp op,
                         : op == imap::FlagOp::Remove ? store::FlagOp::Remove
                                                      : store::FlagOp::Set;
     store::Flags f{uint8_t(flags & imap::kPermanentFlagBits)};
-    auto ticket = svc_.store->set_flags(user_, *selected_, uids, sop, f, keywords);
+    auto ticket = svc_.store->set_flags(user_, *selected_, uids, sop, f, keywords, unchanged_since);
     if (!ticket) {
         done(tl::unexpected(to_imap_error(ticket.error())));
         return;
@@ -172,12 +256,241 @@ void StoreBackend::store_flags(std::vector<std::uint32_t> uids, imap::FlagOp op,
     svc_.sync->wait(*ticket, [alive = alive_, done = std::move(done)](const store::Outcome& o) {
         if (!*alive)
             return;
-        if (o.result)
-            done({});
-        else
+        if (!o.result) {
             done(tl::unexpected(to_imap_error(o.result.error())));
+            return;
+        }
+        imap::StoreResult r;
+        r.modified.assign(o.modified.begin(), o.modified.end());
+        std::sort(r.modified.begin(), r.modified.end());
+        done(std::move(r));
     });
     svc_.sync->kick();
+}
+
+imap::Result<std::vector<imap::MailboxInfo>> StoreBackend::list_mailboxes() {
+    auto folders = svc_.store->list_folders(user_);
+    if (!folders)
+        return tl::unexpected(to_imap_error(folders.error()));
+    auto subs = svc_.store->list_subscribed(user_);
+    if (!subs)
+        return tl::unexpected(to_imap_error(subs.error()));
+    std::set<std::string, std::less<>> subscribed(subs->begin(), subs->end());
+    std::vector<imap::MailboxInfo> out;
+    for (const store::FolderInfo& f : *folders) {
+        imap::MailboxInfo mb;
+        mb.name = f.name;
+        mb.subscribed = subscribed.count(f.name) != 0;
+        mb.special_use = std::string(store::to_string(f.special_use));
+        out.push_back(std::move(mb));
+    }
+    return out;
+}
+
+imap::Result<imap::MailboxStatus> StoreBackend::status(std::string_view mailbox_utf8) {
+    auto folder = svc_.store->find_folder(user_, mailbox_utf8);
+    if (!folder)
+        return tl::unexpected(to_imap_error(folder.error()));
+    auto view = svc_.store->view(user_, *folder);
+    if (!view)
+        return tl::unexpected(to_imap_error(view.error()));
+    imap::MailboxStatus st;
+    st.messages = static_cast<std::uint32_t>(view->messages.size());
+    st.uid_next = view->uid_next;
+    st.uid_validity = view->uid_validity;
+    st.highest_modseq = view->highest_modseq;
+    for (const store::MessageRecord& m : view->messages) {
+        if ((m.flags.bits & imap::kFlagSeen) == 0)
+            ++st.unseen;
+        if ((m.flags.bits & imap::kFlagDeleted) != 0)
+            ++st.deleted;
+        st.size += m.size;
+    }
+    return st;
+}
+
+imap::Result<void> StoreBackend::create_mailbox(std::string_view mailbox_utf8) {
+    auto r = svc_.store->create_folder(user_, mailbox_utf8);
+    if (!r)
+        return tl::unexpected(to_imap_error(r.error()));
+    spdlog::info("imap create user={} mailbox={}", user_, mailbox_utf8);
+    return {};
+}
+
+imap::Result<void> StoreBackend::delete_mailbox(std::string_view mailbox_utf8) {
+    auto folder = svc_.store->find_folder(user_, mailbox_utf8);
+    if (!folder)
+        return tl::unexpected(to_imap_error(folder.error()));
+    auto r = svc_.store->delete_folder(user_, *folder);
+    if (!r) {
+        imap::Error e = to_imap_error(r.error());
+        if (r.error().code == store::Errc::HasChildren)
+            e.message = "Delete the mailboxes below it first";
+        return tl::unexpected(std::move(e));
+    }
+    spdlog::info("imap delete user={} mailbox={}", user_, mailbox_utf8);
+    return {};
+}
+
+imap::Result<void> StoreBackend::rename_mailbox(std::string_view from, std::string_view to) {
+    auto folder = svc_.store->find_folder(user_, from);
+    if (!folder)
+        return tl::unexpected(to_imap_error(folder.error()));
+    if (!is_inbox_name(from)) {
+        auto r = svc_.store->rename_folder(user_, *folder, to);
+        if (!r)
+            return tl::unexpected(to_imap_error(r.error()));
+        spdlog::info("imap rename user={} from={} to={}", user_, from, to);
+        return {};
+    }
+    // RFC 3501 6.3.5: renaming INBOX moves its messages to the new mailbox; INBOX stays.
+    auto target = svc_.store->create_folder(user_, to);
+    if (!target)
+        return tl::unexpected(to_imap_error(target.error()));
+    auto view = svc_.store->view(user_, *folder);
+    if (!view)
+        return tl::unexpected(to_imap_error(view.error()));
+    std::vector<store::Uid> uids;
+    for (const store::MessageRecord& m : view->messages)
+        uids.push_back(m.uid);
+    if (!uids.empty()) {
+        auto ticket = svc_.store->move(user_, *folder, uids, *target);
+        if (!ticket)
+            return tl::unexpected(to_imap_error(ticket.error()));
+        svc_.sync->kick();
+    }
+    spdlog::info("imap rename user={} from=INBOX to={} messages={}", user_, to, uids.size());
+    return {};
+}
+
+imap::Result<void> StoreBackend::set_subscribed(std::string_view mailbox_utf8, bool subscribed) {
+    auto r = subscribed ? svc_.store->subscribe_name(user_, mailbox_utf8)
+                        : svc_.store->unsubscribe_name(user_, mailbox_utf8);
+    if (!r)
+        return tl::unexpected(to_imap_error(r.error()));
+    return {};
+}
+
+void StoreBackend::append(std::string_view mailbox_utf8, std::string message, std::uint32_t flags,
+                          std::vector<std::string> keywords, std::optional<std::int64_t> date,
+                          std::function<void(imap::Result<imap::AppendResult>)> done) {
+    auto folder = svc_.store->find_folder(user_, mailbox_utf8);
+    if (!folder) {
+        done(tl::unexpected(to_imap_error(folder.error())));
+        return;
+    }
+    auto view = svc_.store->view(user_, *folder);
+    if (!view) {
+        done(tl::unexpected(to_imap_error(view.error())));
+        return;
+    }
+    std::uint32_t validity = view->uid_validity;
+    std::int64_t when = date ? *date : static_cast<std::int64_t>(std::time(nullptr));
+    store::Flags f{uint8_t(flags & imap::kPermanentFlagBits)};
+    auto ticket = svc_.store->append(user_, *folder, message, f, keywords, when);
+    if (!ticket) {
+        done(tl::unexpected(to_imap_error(ticket.error())));
+        return;
+    }
+    svc_.sync->wait(*ticket,
+                    [alive = alive_, validity, done = std::move(done)](const store::Outcome& o) {
+                        if (!*alive)
+                            return;
+                        if (!o.result) {
+                            done(tl::unexpected(to_imap_error(o.result.error())));
+                            return;
+                        }
+                        done(imap::AppendResult{validity, o.uid});
+                    });
+    svc_.sync->kick();
+}
+
+void StoreBackend::copy(std::vector<std::uint32_t> uids, std::string_view dest_utf8, bool move,
+                        std::function<void(imap::Result<imap::CopyResult>)> done) {
+    if (!selected_) {
+        done(imap::make_error(imap::StorageErrc::NotFound, "no mailbox selected"));
+        return;
+    }
+    auto target = svc_.store->find_folder(user_, dest_utf8);
+    if (!target) {
+        done(tl::unexpected(to_imap_error(target.error())));
+        return;
+    }
+    auto view = svc_.store->view(user_, *target);
+    if (!view) {
+        done(tl::unexpected(to_imap_error(view.error())));
+        return;
+    }
+    std::uint32_t validity = view->uid_validity;
+    auto ticket = move ? svc_.store->move(user_, *selected_, uids, *target)
+                       : svc_.store->copy(user_, *selected_, uids, *target);
+    if (!ticket) {
+        done(tl::unexpected(to_imap_error(ticket.error())));
+        return;
+    }
+    svc_.sync->wait(*ticket,
+                    [alive = alive_, validity, done = std::move(done)](const store::Outcome& o) {
+                        if (!*alive)
+                            return;
+                        if (!o.result && o.uid_map.empty()) {
+                            done(tl::unexpected(to_imap_error(o.result.error())));
+                            return;
+                        }
+                        imap::CopyResult r;
+                        r.uid_validity = validity;
+                        for (const auto& [src, dst] : o.uid_map) {
+                            r.source_uids.push_back(src);
+                            r.dest_uids.push_back(dst);
+                        }
+                        done(std::move(r));
+                    });
+    svc_.sync->kick();
+}
+
+void StoreBackend::expunge(std::optional<std::vector<std::uint32_t>> uids,
+                           std::function<void(imap::Result<std::vector<std::uint32_t>>)> done) {
+    if (!selected_) {
+        done(imap::make_error(imap::StorageErrc::NotFound, "no mailbox selected"));
+        return;
+    }
+    auto view = svc_.store->view(user_, *selected_);
+    if (!view) {
+        done(tl::unexpected(to_imap_error(view.error())));
+        return;
+    }
+    std::vector<store::Uid> doomed;
+    for (const store::MessageRecord& m : view->messages) {
+        if ((m.flags.bits & imap::kFlagDeleted) == 0)
+            continue;
+        if (uids && !std::binary_search(uids->begin(), uids->end(), m.uid))
+            continue;
+        doomed.push_back(m.uid);
+    }
+    if (doomed.empty()) {
+        done(std::vector<std::uint32_t>{});
+        return;
+    }
+    auto ticket = svc_.store->expunge(user_, *selected_, doomed);
+    if (!ticket) {
+        done(tl::unexpected(to_imap_error(ticket.error())));
+        return;
+    }
+    svc_.sync->wait(*ticket,
+                    [alive = alive_, doomed, done = std::move(done)](const store::Outcome& o) {
+                        if (!*alive)
+                            return;
+                        if (!o.result) {
+                            done(tl::unexpected(to_imap_error(o.result.error())));
+                            return;
+                        }
+                        done(std::vector<std::uint32_t>(doomed.begin(), doomed.end()));
+                    });
+    svc_.sync->kick();
+}
+
+void StoreBackend::idle_started() {
+    if (selected_)
+        svc_.accounts->folder_opened(user_, selected_name_);
 }
 
 void StoreBackend::unselect() {
@@ -203,6 +516,8 @@ void StoreBackend::on_expunged(store::Uid uid) {
         session_->on_expunged(uid);
 }
 
-void StoreBackend::on_folder_deleted() { selected_.reset(); }
+void StoreBackend::on_folder_deleted() {
+    selected_.reset();
+}
 
 } // namespace popbridge::proxy

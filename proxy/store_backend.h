@@ -13,6 +13,7 @@
 
 #include "protocol/imap/backend.h"
 #include "protocol/imap/server.h"
+#include "proxy/uv/work.h"
 #include "store/store.h"
 
 namespace popbridge::proxy {
@@ -52,7 +53,31 @@ public:
     void store_flags(std::vector<std::uint32_t> uids, protocol::imap::FlagOp op,
                      std::uint32_t flags, std::vector<std::string> keywords,
                      std::function<void(protocol::imap::Result<void>)> done) override;
+    void store_flags_ex(
+        std::vector<std::uint32_t> uids, protocol::imap::FlagOp op, std::uint32_t flags,
+        std::vector<std::string> keywords, std::optional<std::uint64_t> unchanged_since,
+        std::function<void(protocol::imap::Result<protocol::imap::StoreResult>)> done) override;
     void unselect() override;
+    protocol::imap::Result<std::vector<protocol::imap::MailboxInfo>> list_mailboxes() override;
+    protocol::imap::Result<protocol::imap::MailboxStatus>
+    status(std::string_view mailbox_utf8) override;
+    protocol::imap::Result<void> create_mailbox(std::string_view mailbox_utf8) override;
+    protocol::imap::Result<void> delete_mailbox(std::string_view mailbox_utf8) override;
+    protocol::imap::Result<void> rename_mailbox(std::string_view from,
+                                                std::string_view to) override;
+    protocol::imap::Result<void> set_subscribed(std::string_view mailbox_utf8,
+                                                bool subscribed) override;
+    void
+    append(std::string_view mailbox_utf8, std::string message, std::uint32_t flags,
+           std::vector<std::string> keywords, std::optional<std::int64_t> date,
+           std::function<void(protocol::imap::Result<protocol::imap::AppendResult>)> done) override;
+    void
+    copy(std::vector<std::uint32_t> uids, std::string_view dest_utf8, bool move,
+         std::function<void(protocol::imap::Result<protocol::imap::CopyResult>)> done) override;
+    void
+    expunge(std::optional<std::vector<std::uint32_t>> uids,
+            std::function<void(protocol::imap::Result<std::vector<std::uint32_t>>)> done) override;
+    void idle_started() override;
 
     // store::Listener: committed changes of the selected folder.
     void on_added(const store::MessageRecord& message) override;
@@ -68,10 +93,18 @@ private:
     std::string remote_;
     std::string user_; // set once login succeeded
     std::optional<store::FolderId> selected_;
+    std::string selected_name_;
+    std::unique_ptr<uv::Timer> delay_; // delays failed-login answers
     protocol::imap::Session* session_ = nullptr;
     // Cleared on destruction so late thread-pool completions do nothing.
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
+
+// How long a failed login waits before it is answered (the same for an unknown user and a
+// wrong password), and the failure counters kept per account and per remote address.
+inline constexpr std::uint64_t kLoginFailureDelayMs = 1500;
+std::uint64_t login_failures_for_user(const std::string& user);
+std::uint64_t login_failures_for_remote(const std::string& remote);
 
 // Maps the store's error codes onto the IMAP library's neutral ones (the only place).
 protocol::imap::Error to_imap_error(const store::Error& e);
