@@ -25,7 +25,7 @@ struct Writer {
         for (std::size_t i = 0; i < ps.size(); ++i) {
             if (i)
                 out += ' ';
-            out += imap_string(ps[i].name) + " " + imap_string(ps[i].value);
+            out += imap_string(ps[i].wire_name) + " " + imap_string(ps[i].wire_value);
         }
         return out + ")";
     }
@@ -62,8 +62,6 @@ struct Writer {
         }
         if (tags.empty())
             return "NIL";
-        if (tags.size() == 1)
-            return imap_string(tags[0]);
         std::string out = "(";
         for (std::size_t i = 0; i < tags.size(); ++i)
             out += (i ? " " : "") + imap_string(tags[i]);
@@ -81,27 +79,47 @@ struct Writer {
         return parse_field_with_params(*v, limits.max_parameters).params;
     }
 
+    // type and subtype with the case they were written in (Dovecot keeps it).
+    std::pair<std::string, std::string> media_type(const Part& p) const {
+        if (p.has_content_type && !p.truncated) {
+            if (auto v = field(p, "Content-Type")) {
+                std::string raw = parse_field_with_params(*v, 0).raw_value;
+                std::size_t slash = raw.find('/');
+                if (slash != std::string::npos)
+                    return {raw.substr(0, slash), raw.substr(slash + 1)};
+            }
+        }
+        return {p.type, p.subtype};
+    }
+
     std::string write(std::uint32_t idx) const {
         const Part& p = msg.parts[idx];
         if (p.kind == PartKind::Multipart) {
             std::string out = "(";
             for (std::uint32_t c : p.children)
                 out += write(c);
-            if (p.children.empty()) // no body part at all: RFC 3501 needs one
-                out += "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)";
-            out += " " + imap_string(p.subtype);
+            if (p.children.empty()) {
+                // No body part at all (no boundary line, or no boundary parameter): RFC 3501
+                // needs one; Dovecot reports an empty text/plain part.
+                out += "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0";
+                out += ext ? " NIL NIL NIL NIL)" : ")";
+            }
+            out += " " + imap_string(media_type(p).second);
             if (ext)
                 out += " " + params(content_params(p)) + " " + extension(p);
             return out + ")";
         }
-        std::string out = "(" + imap_string(p.type) + " " + imap_string(p.subtype) + " ";
+        auto [type, subtype] = media_type(p);
+        std::string out = "(" + imap_string(type) + " " + imap_string(subtype) + " ";
         std::vector<Parameter> ps = content_params(p);
         if (p.truncated)
             ps.erase(std::remove_if(ps.begin(), ps.end(),
                                     [](const Parameter& x) { return x.name == "boundary"; }),
                      ps.end());
-        if (!p.has_content_type && p.type == "text")
-            ps.push_back({"charset", "us-ascii"});
+        if (p.type == "text" && std::none_of(ps.begin(), ps.end(), [](const Parameter& x) {
+                return x.name == "charset";
+            }))
+            ps.push_back({"charset", "us-ascii", "charset", "us-ascii"});
         out += params(ps) + " ";
         out += nstring_field(p, "Content-ID") + " ";
         out += nstring_field(p, "Content-Description") + " ";

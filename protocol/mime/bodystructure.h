@@ -13,9 +13,14 @@
 namespace popbridge::protocol::mime {
 
 struct Parameter {
-    std::string name;  // lower-cased attribute
+    std::string name;  // lower-cased attribute, without RFC 2231 "*n" / "*" suffixes
     std::string value; // RFC 2231 continuations joined; charset'lang' decoded to UTF-8 when the
                        // charset is known (else the percent-decoded bytes)
+    // As Dovecot sends it in BODYSTRUCTURE (clients expect this form): the attribute as first
+    // written (case kept), with a trailing '*' when the value is RFC 2231 extended; the
+    // sections joined but not decoded ("us-ascii'en'This%20is").
+    std::string wire_name;
+    std::string wire_value;
     bool operator==(const Parameter&) const = default;
 };
 
@@ -23,7 +28,8 @@ struct Parameter {
 // cased, may be empty when invalid) and the parameters after it, in order of first
 // appearance, at most `max_parameters`.
 struct FieldWithParams {
-    std::string value;
+    std::string value;     // lower-cased, blanks and comments removed
+    std::string raw_value; // the same with its case kept
     std::vector<Parameter> params;
 };
 FieldWithParams parse_field_with_params(std::string_view unfolded, std::uint32_t max_parameters);

@@ -14,6 +14,9 @@ struct Tok {
     std::string text; // atom text, unquoted string, comment text, [literal], or the special
 };
 
+constexpr std::string_view kMissingMailbox = "MISSING_MAILBOX"; // Dovecot's placeholders
+constexpr std::string_view kMissingDomain = "MISSING_DOMAIN";
+
 bool is_blank(char c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
@@ -123,16 +126,15 @@ private:
 
     // mailbox / group / bare words up to ',' (or ';' inside a group).
     void parse_address(bool in_group) {
-        std::string phrase;  // display-name words, joined by one space
-        std::string local;   // the same tokens joined as a local part (no blanks)
-        std::string comment; // last comment seen, used as the name when there is no phrase
+        std::string phrase; // display-name words, joined by one space
+        std::string local;  // the same tokens joined as a local part (no blanks)
         bool any_word = false;
+        bool spaced = false; // two words with a blank between them (not a dot-atom)
         while (i_ < items_.size()) {
             const Item& it = items_[i_];
             const Tok& t = it.tok;
             if (t.kind == TokKind::Comment) {
-                comment = t.text;
-                ++i_;
+                ++i_; // a comment before the address is not its name (Dovecot agrees)
                 continue;
             }
             if (t.kind == TokKind::Special) {
@@ -142,7 +144,7 @@ private:
                 if (c == '<') {
                     ++i_;
                     parse_angle(phrase.empty() ? std::string() : phrase);
-                    skip_to_separator(in_group);
+                    skip_to_separator(in_group, nullptr);
                     return;
                 }
                 if (c == ':' && !in_group) {
@@ -152,13 +154,24 @@ private:
                 }
                 if (c == '@') {
                     ++i_;
-                    std::string host = parse_domain(in_group);
                     Address a;
-                    a.mailbox = local;
-                    a.host = host;
-                    a.name = comment;
+                    if (spaced) {
+                        // "Alice alice@example.org": a phrase with no angle address. Dovecot
+                        // keeps the phrase as the name and marks the address missing.
+                        a.name = phrase;
+                        a.mailbox = kMissingMailbox;
+                        a.host = kMissingDomain;
+                        emit(std::move(a));
+                        skip_to_separator(in_group, nullptr);
+                        return;
+                    }
+                    a.mailbox = local.empty() ? std::string(kMissingMailbox) : local;
+                    a.host = parse_domain();
+                    if (a.host.empty())
+                        a.host = kMissingDomain;
+                    // "joe@example.org (Joe Q. Public)": the comment is the name.
+                    skip_to_separator(in_group, &a.name);
                     emit(std::move(a));
-                    skip_to_separator(in_group);
                     return;
                 }
                 if (c == '.') {
@@ -171,8 +184,10 @@ private:
                 continue;
             }
             // Atom, quoted string or literal.
-            if (!phrase.empty() && it.blank_before)
+            if (!phrase.empty() && it.blank_before) {
                 phrase += ' ';
+                spaced = spaced || local.back() != '.';
+            }
             phrase += t.text;
             local += t.text;
             any_word = true;
@@ -182,24 +197,26 @@ private:
             // Words with no '@' and no '<': a mailbox without a domain.
             Address a;
             a.mailbox = local;
-            a.name = comment;
+            a.host = kMissingDomain;
             emit(std::move(a));
         }
     }
 
-    void skip_to_separator(bool in_group) {
-        while (i_ < items_.size() && !is_special(",") && !(in_group && is_special(";")))
+    // Skips to the next ',' (or ';' in a group); the last comment passed is stored in *comment.
+    void skip_to_separator(bool in_group, std::string* comment) {
+        while (i_ < items_.size() && !is_special(",") && !(in_group && is_special(";"))) {
+            if (comment && items_[i_].tok.kind == TokKind::Comment)
+                *comment = items_[i_].tok.text;
             ++i_;
+        }
     }
 
-    std::string parse_domain(bool in_group) {
+    std::string parse_domain() {
         std::string d;
         while (i_ < items_.size()) {
             const Tok& t = items_[i_].tok;
-            if (t.kind == TokKind::Comment) {
-                ++i_;
-                continue;
-            }
+            if (t.kind == TokKind::Comment)
+                break; // "a@b (Name)": the comment is the name, read by the caller
             if (t.kind == TokKind::Special && t.text != ".")
                 break;
             if (!d.empty() && t.kind != TokKind::Special && d.back() != '.' && t.text != ".")
@@ -207,7 +224,6 @@ private:
             d += t.text;
             ++i_;
         }
-        (void)in_group;
         return d;
     }
 
@@ -342,7 +358,8 @@ std::string imap_address_list(const std::vector<Address>& list) {
 }
 
 std::string envelope(const Message& msg, std::uint32_t part, const Limits& limits) {
-    if (part < msg.parts.size() && msg.parts[part].kind == PartKind::Message)
+    if (part < msg.parts.size() && !msg.parts[part].is_message &&
+        msg.parts[part].kind == PartKind::Message)
         part = msg.parts[part].children.front();
     std::string_view header =
         part < msg.parts.size() ? msg.parts[part].header.in(msg.bytes) : std::string_view();

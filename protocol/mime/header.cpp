@@ -67,20 +67,23 @@ bool field_name_equal(std::string_view a, std::string_view b) {
 std::string unfold(std::string_view value, std::size_t max_bytes) {
     if (value.size() > max_bytes)
         value = value.substr(0, max_bytes);
+    // Blanks after the colon go; blanks that start a continuation line stay (as Dovecot does:
+    // "Message-ID:\r\n <x>" gives " <x>").
+    std::size_t b = 0;
+    while (b < value.size() && is_blank(value[b]))
+        ++b;
     std::string out;
-    out.reserve(value.size());
-    for (char c : value) {
+    out.reserve(value.size() - b);
+    for (char c : value.substr(b)) {
         if (c == '\r' || c == '\n')
             continue;
         out.push_back(c);
     }
-    std::size_t b = 0;
-    while (b < out.size() && is_blank(out[b]))
-        ++b;
     std::size_t e = out.size();
-    while (e > b && is_blank(out[e - 1]))
+    while (e > 0 && is_blank(out[e - 1]))
         --e;
-    return out.substr(b, e - b);
+    out.resize(e);
+    return out;
 }
 
 std::optional<std::string> find_field(std::string_view header, std::string_view name,
@@ -100,8 +103,6 @@ std::string select_fields(std::string_view header, std::span<const std::string> 
                           bool not_in) {
     std::string out;
     for_each_field(header, [&](const HeaderField& f) {
-        if (f.name.empty())
-            return true;
         bool listed = false;
         for (const auto& n : names) {
             if (field_name_equal(f.name, n)) {
@@ -116,7 +117,12 @@ std::string select_fields(std::string_view header, std::span<const std::string> 
         }
         return true;
     });
-    out.append("\r\n");
+    // The empty line that ends the fields; Dovecot leaves it out when nothing was selected
+    // from a header that had no empty line either.
+    bool had_blank = header.ends_with("\n\n") || header.ends_with("\n\r\n") || header == "\r\n" ||
+                     header == "\n";
+    if (!out.empty() || had_blank)
+        out.append("\r\n");
     return out;
 }
 

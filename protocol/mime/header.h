@@ -29,7 +29,8 @@ void for_each_field(std::string_view header, const std::function<bool(const Head
 bool field_name_equal(std::string_view a, std::string_view b);
 
 // Removes folding (CRLF / LF followed by blanks: the line break is dropped, the blank kept,
-// RFC 5322 2.2.3) and leading/trailing blanks. At most `max_bytes` of the value are read.
+// RFC 5322 2.2.3), the blanks right after the colon, and trailing blanks. At most `max_bytes` of
+// the value are read.
 std::string unfold(std::string_view value, std::size_t max_bytes = std::string::npos);
 
 // The unfolded value of the first field named `name`, or nullopt.
@@ -37,8 +38,9 @@ std::optional<std::string> find_field(std::string_view header, std::string_view 
                                       std::size_t max_bytes = 1024 * 1024);
 
 // The raw fields whose names are (not = false) or are not (not = true) in `names`, in header
-// order, followed by the empty line RFC 3501 requires ("\r\n"). Lines with no field name are
-// left out of both. The output keeps every byte of the selected fields as stored.
+// order, followed by the empty line RFC 3501 requires ("\r\n"). Lines with no field name
+// count as not listed: HEADER.FIELDS.NOT returns them, as Dovecot does. The output keeps every byte
+// of the selected fields as stored.
 std::string select_fields(std::string_view header, std::span<const std::string> names, bool not_in);
 
 } // namespace popbridge::protocol::mime

@@ -214,11 +214,9 @@ private:
         bool container = (p.type == "multipart" && !boundary.empty()) ||
                          (p.type == "message" && (p.subtype == "rfc822" || p.subtype == "global"));
         if (p.type == "multipart" && boundary.empty()) {
-            // Unusable multipart: RFC 2046 5.1.1 makes boundary mandatory. Keep the bytes as
-            // one opaque leaf.
-            p.type = "application";
-            p.subtype = "octet-stream";
-            p.has_content_type = true;
+            // Unusable multipart: RFC 2046 5.1.1 makes boundary mandatory. It has no parts;
+            // its bytes stay its body (Dovecot does the same).
+            p.kind = PartKind::Multipart;
             return;
         }
         if (!container)
@@ -245,7 +243,12 @@ private:
     void close_entry(std::size_t open_index, std::size_t end, std::uint64_t end_lf) {
         const Open& o = open_[open_index];
         Part& p = msg_.parts[o.part];
-        if (end <= p.body.begin) {
+        if (end < p.header.end) {
+            // The line break that ended the header was the one before the boundary.
+            p.header.end = std::max(end, p.header.begin);
+            p.body = {p.header.end, p.header.end};
+            p.body_lines = 0;
+        } else if (end <= p.body.begin) {
             p.body.end = p.body.begin;
             p.body_lines = 0;
         } else {
@@ -271,7 +274,8 @@ private:
         // The line break before the boundary belongs to the boundary (RFC 2046 5.1.1).
         std::size_t end = pos;
         std::uint64_t end_lf = lf_count_;
-        if (end > 0 && s_[end - 1] == '\n') {
+        // Except right after a close delimiter: Dovecot gives that line break to the part.
+        if (pos != after_close_ && end > 0 && s_[end - 1] == '\n') {
             --end;
             --end_lf;
             if (end > 0 && s_[end - 1] == '\r')
@@ -286,6 +290,7 @@ private:
             trie_.pop();
             level_open_.pop_back();
             level_part_.pop_back();
+            after_close_ = le;
             return;
         }
         if (!room_for_part()) {
@@ -306,7 +311,8 @@ private:
     bool in_header_ = false;
     bool boundaries_on_ = true;
     std::size_t header_start_ = 0;
-    std::uint64_t lf_count_ = 0; // LFs before the current line
+    std::size_t after_close_ = std::string_view::npos; // line start after a close delimiter
+    std::uint64_t lf_count_ = 0;                       // LFs before the current line
 };
 
 } // namespace

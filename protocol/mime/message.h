@@ -13,9 +13,16 @@
 // Bad input never fails and never throws (except std::bad_alloc): missing boundaries, bare LF
 // line ends, NUL bytes, 8-bit headers, headers without a blank line, unterminated multiparts
 // all give a tree whose ranges are still inside the message and whose BODY[] is the whole
-// file. Over a Limit the structure is cut consistently: the part that would go too deep or
-// would exceed the part count becomes a leaf (see Part::truncated); every range and size
-// stays correct, and Message::truncated is set so the caller can log it once.
+// file. Over a Limit the structure is cut consistently: a multipart or message/rfc822 part
+// that would nest deeper than max_depth (or whose inner message would exceed max_parts)
+// becomes an application/octet-stream leaf (Part::truncated); once max_parts is reached no
+// further boundary is followed and the remaining bytes stay in the enclosing entities' bodies.
+// Every range and size stays correct, and Message::truncated is set so the caller can log it.
+//
+// Matches Dovecot 2.3 where the RFCs leave room (checked by
+// tests/integration/test_mime_differential.py): the line break after a close delimiter
+// belongs to the enclosing part; a part header that runs into a boundary ends without its
+// empty line; a multipart without boundary has no parts.
 
 #include <cstddef>
 #include <cstdint>
@@ -105,6 +112,8 @@ struct Message {
 
 // Parses the whole message. Never fails; see the file comment.
 Message parse_message(std::string_view bytes, const Limits& limits = {});
+// A temporary std::string would leave the Message pointing at freed memory.
+Message parse_message(std::string&& bytes, const Limits& limits = {}) = delete;
 
 // What an IMAP section spec addresses (RFC 3501 6.4.5). Ranges are into Message::bytes.
 struct SectionRanges {

@@ -124,6 +124,7 @@ struct Segment {
 
 struct Collected {
     std::size_t order = 0;
+    std::string raw_name; // attribute as first written, suffixes removed
     bool has_plain = false;
     std::string plain;
     bool has_single_ext = false; // name*=...
@@ -155,9 +156,11 @@ std::string decode_extended(std::string_view v, bool first_has_charset) {
 FieldWithParams parse_field_with_params(std::string_view s, std::uint32_t max_parameters) {
     FieldWithParams out;
     std::size_t pos = 0;
-    out.value = lower(trim(read_until_semicolon(s, pos)));
+    out.raw_value = trim(read_until_semicolon(s, pos));
     // Drop blanks inside "text / plain".
-    out.value.erase(std::remove_if(out.value.begin(), out.value.end(), is_blank), out.value.end());
+    out.raw_value.erase(std::remove_if(out.raw_value.begin(), out.raw_value.end(), is_blank),
+                        out.raw_value.end());
+    out.value = lower(out.raw_value);
 
     std::map<std::string, Collected> by_name;
     std::size_t count = 0;
@@ -167,7 +170,8 @@ FieldWithParams parse_field_with_params(std::string_view s, std::uint32_t max_pa
         std::size_t eq = item.find('=');
         if (eq == std::string::npos)
             continue;
-        std::string attr = lower(trim(std::string_view(item).substr(0, eq)));
+        std::string raw_attr = trim(std::string_view(item).substr(0, eq));
+        std::string attr = lower(raw_attr);
         std::string raw_value = trim(std::string_view(item).substr(eq + 1));
         if (attr.empty())
             continue;
@@ -187,8 +191,10 @@ FieldWithParams parse_field_with_params(std::string_view s, std::uint32_t max_pa
         }
         auto [it, inserted] = by_name.try_emplace(attr);
         Collected& c = it->second;
-        if (inserted)
+        if (inserted) {
             c.order = by_name.size();
+            c.raw_name = raw_attr.substr(0, attr.size());
+        }
         std::string value = extended ? raw_value : unquote(raw_value);
         if (extended && !value.empty() && value[0] == '"')
             value = unquote(value); // tolerated: a quoted extended value
@@ -211,18 +217,24 @@ FieldWithParams parse_field_with_params(std::string_view s, std::uint32_t max_pa
     for (auto& [name, c] : by_name) {
         Parameter p;
         p.name = name;
+        p.wire_name = c.raw_name;
         if (c.has_single_ext) {
             p.value = decode_extended(c.single_ext, true);
+            p.wire_name += '*';
+            p.wire_value = c.single_ext;
         } else if (!c.sections.empty() && c.sections.begin()->first == 0) {
             // Join sections 0, 1, 2... until the first gap; percent-decode the extended ones
             // and convert with the charset named in section 0.
             std::string bytes;
             std::string charset;
             unsigned expect = 0;
+            bool any_extended = false;
             for (auto& [n, seg] : c.sections) {
                 if (n != expect)
                     break;
                 ++expect;
+                p.wire_value += seg.value;
+                any_extended = any_extended || seg.extended;
                 std::string_view v = seg.value;
                 if (seg.extended) {
                     if (n == 0) {
@@ -242,8 +254,11 @@ FieldWithParams parse_field_with_params(std::string_view s, std::uint32_t max_pa
             if (!charset.empty())
                 u = charset_to_utf8(bytes, charset);
             p.value = u ? *u : bytes;
+            if (any_extended)
+                p.wire_name += '*';
         } else if (c.has_plain) {
             p.value = c.plain;
+            p.wire_value = c.plain;
         } else {
             continue;
         }
