@@ -11,9 +11,49 @@
 #include <map>
 #include <sstream>
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 namespace popbridge::config {
+
+namespace {
+
+// Counts the documents of a stream without building them, and notices when the parser
+// stops making progress: yaml-cpp 0.7 returns an empty document forever on a stray ','
+// at the top level (upstream issue 1040), so YAML::LoadAll never returns on such a file.
+class DocumentCounter final : public YAML::EventHandler {
+public:
+    int documents = 0;
+    bool stuck = false;
+    YAML::Mark stuck_at;
+    YAML::Mark second_start; // where the second document begins, if any
+
+    void OnDocumentStart(const YAML::Mark& mark) override {
+        if (documents > 0 && mark.pos == last_start_.pos) {
+            stuck = true;
+            stuck_at = mark;
+        }
+        last_start_ = mark;
+        if (++documents == 2)
+            second_start = mark;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+
+private:
+    YAML::Mark last_start_;
+};
+
+} // namespace
 
 namespace {
 
@@ -138,7 +178,27 @@ public:
     std::optional<YAML::Node> parse_root(std::string_view text) {
         std::vector<YAML::Node> docs;
         try {
-            docs = YAML::LoadAll(std::string(text));
+            // Never YAML::LoadAll: see DocumentCounter. Count first (bounded), then load
+            // the one document.
+            std::istringstream in{std::string(text)};
+            YAML::Parser parser(in);
+            DocumentCounter counter;
+            while (counter.documents < 3 && !counter.stuck && parser.HandleNextDocument(counter)) {
+            }
+            if (counter.stuck) {
+                Position pos = position_of(counter.stuck_at);
+                error(pos.line ? pos : Position{1, 1}, "",
+                      "YAML syntax error: unexpected character outside any mapping or list");
+                return std::nullopt;
+            }
+            if (counter.documents > 1) {
+                std::string found =
+                    counter.documents > 2 ? "more than 2" : std::to_string(counter.documents);
+                error(position_of(counter.second_start), "",
+                      "expected one YAML document, found " + found);
+                return std::nullopt;
+            }
+            docs.push_back(YAML::Load(std::string(text)));
         } catch (const YAML::Exception& e) {
             // e.msg, not e.what(): the position goes in our own format. Cut what follows
             // ": " ("unknown escape character: x", "invalid unicode: 1234"): it is text from
@@ -153,11 +213,6 @@ public:
         }
         if (docs.empty() || docs.front().IsNull()) {
             error({1, 1}, "", "expected a mapping of keys, the file is empty");
-            return std::nullopt;
-        }
-        if (docs.size() > 1) {
-            error(position_of(docs[1].Mark()), "",
-                  "expected one YAML document, found " + std::to_string(docs.size()));
             return std::nullopt;
         }
         if (!docs.front().IsMap()) {

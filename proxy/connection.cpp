@@ -150,13 +150,15 @@ void Connection::note_peer_address() {
         uv_ip4_name(sa, ip, sizeof ip);
         port = ntohs(sa->sin_port);
         loopback_ = (ntohl(sa->sin_addr.s_addr) >> 24) == 127;
-        remote_ = std::string(ip) + ":" + std::to_string(port);
+        // Built with append: GCC 12 warns (-Wrestrict, a false positive) on `a + ":" + b`.
+        remote_.assign(ip);
+        remote_.append(":").append(std::to_string(port));
     } else if (ss.ss_family == AF_INET6) {
         auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
         uv_ip6_name(sa, ip, sizeof ip);
         port = ntohs(sa->sin6_port);
         loopback_ = IN6_IS_ADDR_LOOPBACK(&sa->sin6_addr);
-        remote_ = "[" + std::string(ip) + "]:" + std::to_string(port);
+        remote_.assign("[").append(ip).append("]:").append(std::to_string(port));
     }
 }
 
