@@ -281,7 +281,7 @@ class MimeDifferentialTest(unittest.TestCase):
         self.assertTrue(other)
 
     def test_popbridge_matches_dovecot(self):
-        pb = harness.Popbridge(upstream=self.dc, keep_on_server="true", poll_every="5s")
+        pb = harness.Popbridge(upstream=self.dc, keep_on_server="true")
         self.addCleanup(pb.cleanup)
         pb.start()
         pb.wait_for(lambda: pb.message_count() == len(self.names), SYNC_TIMEOUT,
