@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "protocol/imap/backend.h"
+#include "protocol/imap/server.h"
 
 namespace popbridge::protocol::imap::test {
 
@@ -33,6 +34,8 @@ public:
     std::string selected_name;
     bool selected = false;
     int idle_calls = 0;
+    // When set, flag changes are echoed to this session like the store's change events.
+    Session* session = nullptr;
 
     FakeBackend() : bodies(boxes["INBOX"].bodies), inbox(boxes["INBOX"].snap) {
         inbox.uid_validity = 1700000000;
@@ -120,6 +123,8 @@ public:
                 m->keywords = keywords;
             }
             m->modseq = ++b->snap.highest_modseq + 100;
+            if (session != nullptr)
+                session->on_flags_changed(m->uid, m->flags, m->keywords, m->modseq);
         }
     }
     void store_flags(std::vector<std::uint32_t> uids, FlagOp op, std::uint32_t flags,
