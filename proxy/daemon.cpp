@@ -17,6 +17,12 @@ namespace popbridge::proxy {
 
 using namespace std::chrono_literals;
 
+namespace {
+// A device opening or IDLEing a folder polls its upstreams at most this often (the poller
+// also honours the server's LOGIN-DELAY and its own backoff).
+constexpr std::chrono::seconds kDeviceTriggeredPollInterval{15};
+} // namespace
+
 Daemon::Daemon(config::DaemonConfig config) : config_(std::move(config)) {
     uv_loop_init(&loop_);
     loop_.data = this;
@@ -40,16 +46,18 @@ void Daemon::folder_opened(const std::string& user, const std::string& folder) {
     auto it = accounts_.find(user);
     if (it == accounts_.end())
         return;
-    // A device looking at a folder an upstream delivers to gets fresh mail now, at most
-    // once a minute per upstream.
+    // A device looking at a folder an upstream delivers to gets fresh mail now (rate
+    // limited per upstream, see kDeviceTriggeredPollInterval).
     for (auto& p : it->second.pollers)
         if (p->upstream().folder == folder)
-            p->poll_now(60s);
+            p->poll_now(kDeviceTriggeredPollInterval);
 }
 
 int Daemon::run() {
     store::StoreOptions so;
     so.data_dir = config_.data_dir;
+    // Recovery and compaction reports (rolled-forward moves, rebuilt indexes...).
+    so.log = [](std::string_view message) { spdlog::warn("store: {}", message); };
     auto store = store::Store::open(so);
     if (!store) {
         spdlog::critical("cannot open the store in {}: {}", config_.data_dir.string(),

@@ -555,7 +555,8 @@ def _terminate(proc: subprocess.Popen, name: str, timeout: float = 10.0) -> None
 
 def popbridge_binary() -> Path:
     env = os.environ.get("POPBRIDGE_BIN")
-    path = Path(env) if env else SOURCE_DIR / "build" / "proxy" / "popbridge"
+    # Resolved: popbridge runs with its temporary directory as working directory.
+    path = (Path(env) if env else SOURCE_DIR / "build" / "proxy" / "popbridge").resolve()
     if not path.is_file() or not os.access(path, os.X_OK):
         raise RuntimeError(f"popbridge binary not found or not executable: {path} "
                            "(set POPBRIDGE_BIN or run scripts/build.sh)")

@@ -98,7 +98,7 @@ std::string repeat(std::string_view s, std::size_t n) {
 TEST_CASE("NUL inside a quoted string is refused and never truncates the user name") {
     Client c;
     measured("NUL in quoted LOGIN user",
-             [&] { c.send(std::string("a LOGIN \"al\0ice\" secret\r\n", 26)); });
+             [&] { c.send(std::string("a LOGIN \"al\0ice\" secret\r\n", 25)); });
     CHECK((has(c.out, "a BAD") || has(c.out, "a NO")));
     CHECK(c.backend.last_user != "al");
     CHECK(c.backend.last_user != "alice");
