@@ -374,6 +374,7 @@ def main() -> int:
     steady: dict[str, list[dict]] = {c.name: [] for c in contenders if c.stateful}
     commands: dict[str, list[str]] = {}
     fsyncs: dict[str, dict] = {}
+    failures: dict[str, list[str]] = {c.name: [] for c in contenders}
     for r in range(args.runs):
         for c in contenders:  # round robin, so that machine noise spreads over all of them
             c.prepare()
@@ -399,6 +400,12 @@ def main() -> int:
                             commands[c.name] = [l.decode(errors="replace") for l in relay.lines]
                         finally:
                             relay.close()
+            except RuntimeError as exc:
+                # A contender failing (e.g. getmail6's lost SIGCHLD wake-up: "waiting child
+                # pid N timed out") is reported, and the others still run.
+                why = " ".join(str(exc).split())[-200:]
+                failures[c.name].append(why)
+                bl.log(f"run {r + 1}/{args.runs} {c.name} FAILED: {why}")
             finally:
                 c.finish()
     if "popbridge" in steady and args.steady:
@@ -437,7 +444,10 @@ def main() -> int:
     base = bl.median([x["wall"] for x in ingest.get("popbridge", [])])
     rows = []
     for name, runs in ingest.items():
+        if failures.get(name):
+            text_fail = f"{len(failures[name])} failed run(s): {failures[name][0]}"
         if not runs:
+            rows.append([name] + ["n/a"] * 7 + [text_fail if failures.get(name) else "no run"])
             continue
         wall = bl.median([x["wall"] for x in runs])
         sync = fsyncs.get(name, {})
@@ -447,7 +457,9 @@ def main() -> int:
                      bl.fmt(bl.median([x["rss_max"] for x in runs]), "MiB"),
                      "-" if nsync is None else f"{nsync:.2f}",
                      bl.fmt(wall / base) if base == base else "n/a",
-                     " ".join(f"{x['wall']:.2f}" for x in runs)])
+                     " ".join(f"{x['wall']:.2f}" for x in runs) +
+                     (f"; {len(failures[name])} run(s) failed: {failures[name][0]}"
+                      if failures.get(name) else "")])
     text = (f"### Ingest: {info['messages']} messages, {mb:.1f} MB, POP3 from Dovecot on loopback, "
             f"keep on server (medians of {args.runs} runs)\n\n" +
             bl.markdown_table(["contender", "wall s", "msg/s", "MB/s", "CPU s", "peak RSS MiB",
@@ -473,7 +485,7 @@ def main() -> int:
                  bl.markdown_table(["contender", "wall ms", "CPU ms", "POP3 commands",
                                     "commands sent", "CPU ms, all polls"], srows))
     bl.save("ingest", text, {"corpus": info, "ingest": ingest, "steady": steady,
-                             "commands": commands, "fsyncs": fsyncs})
+                             "commands": commands, "fsyncs": fsyncs, "failures": failures})
     return 0
 
 
