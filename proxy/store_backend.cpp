@@ -61,6 +61,11 @@ imap::MessageMeta to_meta(const store::MessageRecord& m) {
 
 } // namespace
 
+imap::StructureCache& shared_structure_cache() {
+    static imap::StructureCache cache(kStructureCacheBytes);
+    return cache;
+}
+
 std::uint64_t login_failures_for_user(const std::string& user) {
     auto it = failures_by_user().find(user);
     return it == failures_by_user().end() ? 0 : it->second;
@@ -184,6 +189,7 @@ imap::Result<imap::MailboxSnapshot> StoreBackend::select(std::string_view mailbo
     if (auto sub = svc_.store->subscribe(user_, *folder, this); !sub)
         return tl::unexpected(to_imap_error(sub.error()));
     selected_ = *folder;
+    selected_uid_validity_ = view->uid_validity;
     selected_name_ = std::string(mailbox_utf8);
     svc_.accounts->folder_opened(user_, selected_name_);
     return snap;
@@ -222,6 +228,32 @@ imap::Result<std::string> StoreBackend::read_message(std::uint32_t uid) {
     }
     ::close(fd);
     return out;
+}
+
+imap::Result<std::shared_ptr<const imap::MessageStructure>>
+StoreBackend::message_structure(std::uint32_t uid, const std::string* loaded) {
+    if (!selected_)
+        return imap::make_error(imap::StorageErrc::NotFound, "no mailbox selected");
+    imap::StructureKey key{user_, *selected_, selected_uid_validity_, uid};
+    imap::StructureCache& cache = shared_structure_cache();
+    if (auto hit = cache.find(key))
+        return hit;
+    std::string read;
+    if (loaded == nullptr) {
+        auto bytes = read_message(uid);
+        if (!bytes)
+            return tl::unexpected(bytes.error());
+        read = std::move(*bytes);
+        loaded = &read;
+    }
+    auto computed =
+        std::make_shared<const imap::MessageStructure>(imap::compute_message_structure(*loaded));
+    if (computed->truncated)
+        spdlog::warn("imap mime user={} mailbox={} uid={} size={}: MIME limits reached, "
+                     "structure cut (BODY[] is still served whole)",
+                     user_, selected_name_, uid, loaded->size());
+    cache.insert(key, computed);
+    return computed;
 }
 
 void StoreBackend::store_flags(std::vector<std::uint32_t> uids, imap::FlagOp op,

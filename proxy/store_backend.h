@@ -50,6 +50,9 @@ public:
     protocol::imap::Result<protocol::imap::MailboxSnapshot> select(std::string_view mailbox_utf8,
                                                                    bool read_only) override;
     protocol::imap::Result<std::string> read_message(std::uint32_t uid) override;
+    // From shared_structure_cache(), computed (and logged when a MIME limit cut it) on a miss.
+    protocol::imap::Result<std::shared_ptr<const protocol::imap::MessageStructure>>
+    message_structure(std::uint32_t uid, const std::string* loaded) override;
     void store_flags(std::vector<std::uint32_t> uids, protocol::imap::FlagOp op,
                      std::uint32_t flags, std::vector<std::string> keywords,
                      std::function<void(protocol::imap::Result<void>)> done) override;
@@ -93,6 +96,7 @@ private:
     std::string remote_;
     std::string user_; // set once login succeeded
     std::optional<store::FolderId> selected_;
+    std::uint32_t selected_uid_validity_ = 0;
     std::string selected_name_;
     std::unique_ptr<uv::Timer> delay_; // delays failed-login answers
     protocol::imap::Session* session_ = nullptr;
@@ -105,6 +109,11 @@ private:
 inline constexpr std::uint64_t kLoginFailureDelayMs = 1500;
 std::uint64_t login_failures_for_user(const std::string& user);
 std::uint64_t login_failures_for_remote(const std::string& remote);
+
+// ENVELOPE / BODYSTRUCTURE / BODY of every session of the process, bounded by bytes
+// (kStructureCacheBytes), keyed by user, folder id, UIDVALIDITY and UID. Loop thread only.
+inline constexpr std::size_t kStructureCacheBytes = 32 * 1024 * 1024;
+protocol::imap::StructureCache& shared_structure_cache();
 
 // Maps the store's error codes onto the IMAP library's neutral ones (the only place).
 protocol::imap::Error to_imap_error(const store::Error& e);

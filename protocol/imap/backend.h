@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +25,7 @@
 
 #include "protocol/imap/error.h"
 #include "protocol/imap/flags.h"
+#include "protocol/imap/message_structure.h"
 
 namespace popbridge::protocol::imap {
 
@@ -96,6 +98,21 @@ public:
 
     // Whole message bytes (CRLF) of the selected mailbox. Expunged -> the session skips it.
     virtual Result<std::string> read_message(std::uint32_t uid) = 0;
+
+    // ENVELOPE / BODYSTRUCTURE / BODY of a message of the selected mailbox (FETCH). `loaded`
+    // is the message's bytes when the caller already read them (saves a read on a miss), else
+    // nullptr. Errors as read_message(). MIME trouble is never an error: the structure is
+    // best effort. The default parses the message on every call; a real backend caches the
+    // result (proxy/store_backend shares one byte-bounded cache across sessions).
+    virtual Result<std::shared_ptr<const MessageStructure>>
+    message_structure(std::uint32_t uid, const std::string* loaded) {
+        if (loaded != nullptr)
+            return std::make_shared<const MessageStructure>(compute_message_structure(*loaded));
+        auto bytes = read_message(uid);
+        if (!bytes)
+            return tl::unexpected(bytes.error());
+        return std::make_shared<const MessageStructure>(compute_message_structure(*bytes));
+    }
 
     // Changes flags of messages in the selected mailbox. `done` runs once the change is
     // durable (after fsync): only then does the session acknowledge it to the client.

@@ -1,9 +1,10 @@
 #pragma once
 // FETCH data items (RFC 3501 section 6.4.5, RFC 9051 section 6.4.5).
 //
-// The model already covers BODY[section]<partial>: part paths, HEADER, HEADER.FIELDS[.NOT],
-// TEXT and MIME. The session serves what it can and answers NO [CANNOT] for the rest
-// (ENVELOPE, BODYSTRUCTURE and part sections wait for protocol/mime).
+// The model covers BODY[section]<partial>: part paths, HEADER, HEADER.FIELDS[.NOT], TEXT
+// and MIME. The session serves sections as byte ranges of the stored message located with
+// protocol/mime (RFC 3501 6.4.5); ENVELOPE / BODYSTRUCTURE / BODY come from
+// Backend::message_structure().
 
 #include <cstdint>
 #include <optional>

@@ -6,9 +6,12 @@
 // per message with a SearchMessage that loads the message bytes only when a key needs them
 // (header and body text keys), so flag/size/UID searches never touch the disk.
 //
-// Text matching is case-insensitive (ASCII and UTF-8 Latin letters via simple folding) on
-// the header field values with RFC 2047 encoded words decoded, and on the body with
-// quoted-printable and base64 transfer encodings of single-part text decoded.
+// Text matching uses protocol/mime/search.h: needles are UTF-8 and compared case-insensitively
+// (mime::contains_folded) with header field values RFC 2047-decoded, and with every leaf text
+// part (nested message/rfc822 included) decoded from quoted-printable / base64 and its charset.
+//
+// Sequence sets of SeqSet / Uid keys are resolved once per SEARCH (resolve_search_sets), not
+// once per message.
 
 #include <cstdint>
 #include <functional>
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include "protocol/imap/seq_set.h"
+#include "protocol/mime/message.h"
 
 namespace popbridge::protocol::imap {
 
@@ -55,7 +59,8 @@ struct SearchKey {
     std::string field;        // Header: field name; Keyword: the keyword
     std::string value;        // text to find
     std::uint64_t number = 0; // size, flag bit, modseq, or date as days since 1970-01-01
-    SeqSet set;               // SeqSet / Uid (unresolved)
+    SeqSet set;               // SeqSet / Uid: as sent, or resolved when `resolved`
+    bool resolved = false;    // `set` has '*' replaced and is sorted (resolve_search_sets)
     std::vector<SearchKey> children;
 };
 
@@ -73,6 +78,13 @@ struct SearchArgs {
     SearchKey key;                   // an And of the top-level keys
 };
 
+// A message's bytes and its MIME structure, which points into `bytes`: build it in place
+// and never move it.
+struct SearchBody {
+    std::string bytes;
+    mime::Message mime;
+};
+
 // What a key may ask of one message.
 struct SearchMessage {
     std::uint32_t seq = 0;
@@ -83,8 +95,9 @@ struct SearchMessage {
     std::int64_t internal_date = 0; // unix seconds
     int tz_offset_minutes = 0;
     std::uint64_t modseq = 0;
-    // Whole message bytes; empty optional when unavailable (expunged meanwhile).
-    std::function<const std::string*()> load;
+    // The message bytes, parsed; nullptr when unavailable (expunged meanwhile). Called only
+    // by keys that need the content; the caller loads and parses at most once.
+    std::function<const SearchBody*()> load;
 };
 
 // Context for resolving '*' in sequence sets.
@@ -93,21 +106,16 @@ struct SearchScope {
     std::uint32_t max_uid = 0;
 };
 
+// Resolves the sets of every SeqSet / Uid key of the tree in place, for `scope`.
+void resolve_search_sets(SearchKey& key, const SearchScope& scope);
+// Unresolved sets are resolved on the fly (slower: once per message).
 bool search_matches(const SearchKey& key, const SearchMessage& msg, const SearchScope& scope);
 // True when some key needs the message bytes (header or text search or SENT* dates).
 bool search_needs_body(const SearchKey& key);
 // True when the key uses MODSEQ (the response then carries "(MODSEQ n)").
 bool search_uses_modseq(const SearchKey& key);
 
-// Helpers shared with FETCH and tests.
 // Days since 1970-01-01 of an RFC 5322 Date: value, in the zone it was written in.
 std::optional<std::int64_t> parse_rfc5322_date_days(std::string_view value);
-// Unfolded value of the first header field `name` (case-insensitive); nullopt if absent.
-std::vector<std::string> header_values(std::string_view message, std::string_view name);
-// RFC 2047 encoded words decoded to UTF-8 when they name UTF-8, US-ASCII or ISO-8859-1;
-// other charsets are left as they are.
-std::string decode_encoded_words(std::string_view text);
-// Case-insensitive substring search (ASCII folding plus Latin-1 range letters in UTF-8).
-bool contains_folded(std::string_view haystack, std::string_view needle);
 
 } // namespace popbridge::protocol::imap

@@ -1,68 +1,67 @@
 // FETCH and UID FETCH (RFC 3501 6.4.5 / 6.4.8).
 #include <algorithm>
 #include <memory>
+#include <optional>
+#include <span>
 
 #include "protocol/imap/parse/arg_cursor.h"
 #include "protocol/imap/server.h"
+#include "protocol/mime/header.h"
+#include "protocol/mime/message.h"
 
 namespace popbridge::protocol::imap {
 
 namespace {
 
-struct HeaderSplit {
-    std::string_view header; // including the empty line that ends it
-    std::string_view text;
-};
-
-HeaderSplit split_header(std::string_view msg) {
-    if (msg.substr(0, 2) == "\r\n")
-        return {msg.substr(0, 2), msg.substr(2)};
-    auto pos = msg.find("\r\n\r\n");
-    if (pos == std::string_view::npos)
-        return {msg, {}};
-    return {msg.substr(0, pos + 4), msg.substr(pos + 4)};
+bool is_bytes_item(FetchItem item) {
+    return item == FetchItem::BodySection || item == FetchItem::Rfc822 ||
+           item == FetchItem::Rfc822Header || item == FetchItem::Rfc822Text;
 }
 
-// HEADER.FIELDS / HEADER.FIELDS.NOT: whole fields (with folded lines), then the empty line.
-std::string header_fields(std::string_view header, const std::vector<std::string>& fields,
-                          bool exclude) {
-    std::string out;
-    bool keep = false;
-    while (!header.empty()) {
-        auto eol = header.find("\r\n");
-        std::string_view line =
-            header.substr(0, eol == std::string_view::npos ? header.size() : eol + 2);
-        header.remove_prefix(line.size());
-        if (line == "\r\n")
-            break;
-        if (line[0] != ' ' && line[0] != '\t') {
-            auto colon = line.find(':');
-            std::string_view name = line.substr(0, colon);
-            while (!name.empty() && (name.back() == ' ' || name.back() == '\t'))
-                name.remove_suffix(1);
-            bool listed = colon != std::string_view::npos &&
-                          std::any_of(fields.begin(), fields.end(),
-                                      [&](const std::string& f) { return iequals(f, name); });
-            keep = listed != exclude && colon != std::string_view::npos;
-        }
-        if (keep)
-            out += line;
+// The bytes one section-type item names in `bytes` (RFC 3501 6.4.5), before <partial>.
+// BODY[] / RFC822 is the stored message as it is, whatever its MIME looks like; every
+// other section is located with protocol/mime, parsed into `parsed` on first use. A path
+// that names no part, or HEADER/TEXT of a part that is not a message, gives the empty
+// string (as Dovecot answers). `scratch` holds HEADER.FIELDS output.
+std::string_view section_bytes(const FetchAtt& att, const std::string& bytes,
+                               std::optional<mime::Message>& parsed, std::string& scratch) {
+    SectionText text = att.section.text;
+    if (att.item == FetchItem::Rfc822Header)
+        text = SectionText::Header;
+    else if (att.item == FetchItem::Rfc822Text)
+        text = SectionText::Text;
+    else if (att.item == FetchItem::Rfc822)
+        text = SectionText::None;
+    bool top = att.item != FetchItem::BodySection || att.section.part.empty();
+    if (top && text == SectionText::None)
+        return bytes;
+    if (!parsed)
+        parsed.emplace(mime::parse_message(std::string_view(bytes)));
+    std::span<const std::uint32_t> path;
+    if (!top)
+        path = att.section.part;
+    auto ranges = mime::find_section(*parsed, path);
+    if (!ranges)
+        return {};
+    std::string_view all = bytes;
+    switch (text) {
+    case SectionText::None:
+        return ranges->whole.in(all);
+    case SectionText::Mime:
+        return ranges->mime.in(all);
+    case SectionText::Header:
+        return ranges->header ? ranges->header->in(all) : std::string_view();
+    case SectionText::Text:
+        return ranges->text ? ranges->text->in(all) : std::string_view();
+    case SectionText::HeaderFields:
+    case SectionText::HeaderFieldsNot:
+        if (!ranges->header)
+            return {};
+        scratch = mime::select_fields(ranges->header->in(all), att.section.fields,
+                                      text == SectionText::HeaderFieldsNot);
+        return scratch;
     }
-    out += "\r\n";
-    return out;
-}
-
-bool supported(const FetchAtt& att) {
-    switch (att.item) {
-    case FetchItem::Envelope:
-    case FetchItem::BodyStructure:
-    case FetchItem::Body:
-        return false; // need protocol/mime
-    case FetchItem::BodySection:
-        return att.section.part.empty();
-    default:
-        return true;
-    }
+    return {};
 }
 
 } // namespace
@@ -70,13 +69,6 @@ bool supported(const FetchAtt& att) {
 void Session::exec_fetch(const Command& cmd, FetchArgs args) {
     auto& sel = std::get<Selected>(state_);
     const auto& msgs = sel.snapshot.messages;
-    for (const FetchAtt& att : args.atts) {
-        if (!supported(att)) {
-            finish(cmd.tag, RespStatus::No, {RespCode::Cannot, {}},
-                   fetch_att_response_name(att) + " is not supported yet");
-            return;
-        }
-    }
     auto job = std::make_shared<FetchJob>();
     job->tag = cmd.tag;
     if (args.uid) {
@@ -233,7 +225,45 @@ bool Session::fetch_one(FetchJob& job, std::size_t index) {
         out += "UID " + std::to_string(m.uid);
     }
 
+    // Loaded on first need, at most once per message; `parsed` points into `body`.
     std::optional<std::string> body;
+    std::optional<mime::Message> parsed;
+    std::shared_ptr<const MessageStructure> structure;
+    bool gone = false;
+    // False when the FETCH cannot go on (the tagged answer is written) or the message
+    // vanished meanwhile (`gone`: it is omitted, its EXPUNGE follows later).
+    auto storage_ok = [&](const Error& err) {
+        if (err.code == StorageErrc::Expunged) {
+            gone = true;
+            return false;
+        }
+        ImapFailure f = imap_response_for(err);
+        finish(job.tag, f.status, f.code, err.message);
+        return false;
+    };
+    auto load_body = [&]() {
+        if (body)
+            return true;
+        auto msg = backend_.read_message(m.uid);
+        if (!msg)
+            return storage_ok(msg.error());
+        body = std::move(*msg);
+        return true;
+    };
+    bool needs_bytes = std::any_of(atts.begin(), atts.end(),
+                                   [](const FetchAtt& a) { return is_bytes_item(a.item); });
+    auto load_structure = [&]() {
+        if (structure)
+            return true;
+        if (needs_bytes && !load_body())
+            return false;
+        auto s = backend_.message_structure(m.uid, body ? &*body : nullptr);
+        if (!s)
+            return storage_ok(s.error());
+        structure = std::move(*s);
+        return true;
+    };
+
     for (const FetchAtt& att : atts) {
         switch (att.item) {
         case FetchItem::Flags:
@@ -257,44 +287,25 @@ bool Session::fetch_one(FetchJob& job, std::size_t index) {
             sep();
             out += "INTERNALDATE " + format_internal_date(m.internal_date, m.tz_offset_minutes);
             continue;
+        case FetchItem::Envelope:
+        case FetchItem::BodyStructure:
+        case FetchItem::Body:
+            if (!load_structure())
+                return gone;
+            sep();
+            out += to_string(att.item);
+            out.push_back(' ');
+            out += att.item == FetchItem::Envelope        ? structure->envelope
+                   : att.item == FetchItem::BodyStructure ? structure->bodystructure
+                                                          : structure->body;
+            continue;
         default:
             break;
         }
-        if (!body) {
-            auto msg = backend_.read_message(m.uid);
-            if (!msg) {
-                if (msg.error().code == StorageErrc::Expunged)
-                    return true; // vanished meanwhile: omit it, the EXPUNGE follows later
-                ImapFailure f = imap_response_for(msg.error());
-                finish(job.tag, f.status, f.code, msg.error().message);
-                return false;
-            }
-            body = std::move(*msg);
-        }
-        HeaderSplit parts = split_header(*body);
-        std::string_view data = *body;
-        std::string filtered;
-        SectionText text = att.section.text;
-        if (att.item == FetchItem::Rfc822Header)
-            text = SectionText::Header;
-        else if (att.item == FetchItem::Rfc822Text)
-            text = SectionText::Text;
-        switch (text) {
-        case SectionText::Header:
-            data = parts.header;
-            break;
-        case SectionText::Text:
-            data = parts.text;
-            break;
-        case SectionText::HeaderFields:
-        case SectionText::HeaderFieldsNot:
-            filtered = header_fields(parts.header, att.section.fields,
-                                     text == SectionText::HeaderFieldsNot);
-            data = filtered;
-            break;
-        default:
-            break;
-        }
+        if (!load_body())
+            return gone;
+        std::string scratch;
+        std::string_view data = section_bytes(att, *body, parsed, scratch);
         if (att.partial) {
             std::size_t off = std::min<std::size_t>(att.partial->offset, data.size());
             data = data.substr(off, att.partial->length);

@@ -1,5 +1,6 @@
 // SEARCH and UID SEARCH, with ESEARCH results (RFC 4731) and MODSEQ (RFC 7162 3.1.5).
 #include <algorithm>
+#include <memory>
 
 #include "protocol/imap/server.h"
 
@@ -12,11 +13,15 @@ void Session::exec_search(const Command& cmd, const SearchArgs& args) {
     if (uses_modseq)
         condstore_ = true;
     SearchScope scope{static_cast<std::uint32_t>(msgs.size()), msgs.empty() ? 0 : msgs.back().uid};
+    // '*' and the ranges are resolved once for the whole SEARCH, not per message.
+    SearchKey key = args.key;
+    resolve_search_sets(key, scope);
     std::vector<std::uint32_t> hits; // sequence numbers or UIDs
     std::uint64_t max_modseq = 0;
     for (std::size_t i = 0; i < msgs.size(); ++i) {
         const MessageMeta& m = msgs[i];
-        std::optional<std::string> body;
+        // Read and parsed at most once per message, and only when a key needs the content.
+        std::unique_ptr<SearchBody> body;
         bool tried = false;
         SearchMessage sm;
         sm.seq = static_cast<std::uint32_t>(i + 1);
@@ -27,16 +32,19 @@ void Session::exec_search(const Command& cmd, const SearchArgs& args) {
         sm.internal_date = m.internal_date;
         sm.tz_offset_minutes = m.tz_offset_minutes;
         sm.modseq = m.modseq;
-        sm.load = [&]() -> const std::string* {
+        sm.load = [&]() -> const SearchBody* {
             if (!tried) {
                 tried = true;
                 auto r = backend_.read_message(m.uid);
-                if (r)
-                    body = std::move(*r);
+                if (r) {
+                    body = std::make_unique<SearchBody>();
+                    body->bytes = std::move(*r);
+                    body->mime = mime::parse_message(std::string_view(body->bytes));
+                }
             }
-            return body ? &*body : nullptr;
+            return body.get();
         };
-        if (search_matches(args.key, sm, scope)) {
+        if (search_matches(key, sm, scope)) {
             hits.push_back(args.uid ? m.uid : sm.seq);
             max_modseq = std::max(max_modseq, m.modseq);
         }

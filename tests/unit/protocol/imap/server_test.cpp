@@ -175,7 +175,10 @@ TEST_CASE("server: FETCH 1:* (FLAGS UID RFC822.SIZE INTERNALDATE)", "[imap][serv
     CHECK(f.c("g FETCH 2,3 UID\r\n") ==
           "* 2 FETCH (UID 7)\r\n* 3 FETCH (UID 11)\r\ng OK FETCH completed\r\n");
     CHECK(f.c("h FETCH 4 UID\r\n") == "h BAD Invalid message sequence number\r\n");
-    CHECK(f.c("i FETCH 1 ENVELOPE\r\n") == "i NO [CANNOT] ENVELOPE is not supported yet\r\n");
+    CHECK(f.c("i FETCH 1 ENVELOPE\r\n") ==
+          "* 1 FETCH (ENVELOPE (NIL \"one\" ((NIL NIL \"a\" \"example.org\")) ((NIL NIL \"a\" "
+          "\"example.org\")) ((NIL NIL \"a\" \"example.org\")) NIL NIL NIL NIL NIL))\r\n"
+          "i OK FETCH completed\r\n");
     CHECK(f.c("j FETCH 1 FAST\r\n") ==
           "* 1 FETCH (FLAGS (\\Seen) INTERNALDATE \"29-Feb-2024 13:34:59 +0100\" RFC822.SIZE "
           "44)\r\nj OK FETCH completed\r\n");
