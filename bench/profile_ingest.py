@@ -33,21 +33,23 @@ def main() -> int:
     out = bl.RESULTS_DIR / "profile_ingest.txt"
     pb = bl.PopbridgeRun(up, poll_every="1h")
     try:
-        pb.start()
-        tools = [subprocess.Popen(["perf", "trace", "-s", "-p", str(pb.pid), "-o", str(out)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        # perf trace runs popbridge itself, so that thread-pool threads are traced too.
+        pb.start(wrap=["perf", "trace", "-s", "-o", str(out), "--"])
+        tools = []
         if args.record:
-            tools.append(subprocess.Popen(["perf", "record", "-g", "-p", str(pb.pid), "-o",
+            tools.append(subprocess.Popen(["perf", "record", "-g", "-p",
+                                           str(bl.descendants(pb.pid)[0]), "-o",
                                            str(bl.RESULTS_DIR / "perf.data")],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         p = pb.wait_polls(1, 900, interval=0.01)[0]
-        cpu = bl.proc_cpu_precise(pb.pid)
+        child = bl.descendants(pb.pid)
+        cpu = bl.proc_cpu_precise(child[0]) if child else float("nan")
         for t in tools:
             t.send_signal(signal.SIGINT)
         for t in tools:
             t.wait(60)
-        time.sleep(0.2)
     finally:
+        pb.stop()  # SIGTERM to perf trace: it stops popbridge and writes the summary
         pb.cleanup()
         up.stop()
     head = (f"poll: {p}\nprocess CPU at the poll line: {cpu:.2f} s\n"

@@ -298,6 +298,7 @@ service imap-login {{
   }}
 {imaps}}}
 service imap {{
+  service_count = {0 if self.imap_client_limit > 1 else 1}
   client_limit = {self.imap_client_limit}
   process_limit = 30000
 }}
@@ -621,11 +622,13 @@ class PopbridgeRun:
                 acct.append(("  - " if k == 0 else "    ") + f"{key}: {value}")
         (self.dir / "accounts.d" / f"{user}.yaml").write_text("\n".join(acct) + "\n")
 
-    def start(self) -> "PopbridgeRun":
+    def start(self, wrap: Optional[list[str]] = None) -> "PopbridgeRun":
+        """wrap: a command prefix (e.g. perf trace -s -o FILE --); pid is then the wrapper's."""
         logf = open(self.log_file, "ab")
         self.started_at = time.monotonic()
         try:
-            self.proc = subprocess.Popen([str(self.binary), "--config", str(self.dir / "popbridge.yaml")],
+            self.proc = subprocess.Popen((wrap or []) + [str(self.binary), "--config",
+                                                         str(self.dir / "popbridge.yaml")],
                                          stdout=logf, stderr=subprocess.STDOUT, cwd=self.dir,
                                          preexec_fn=harness._die_with_parent, start_new_session=True)
         finally:
