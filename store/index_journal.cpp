@@ -23,6 +23,8 @@ std::string_view to_string(RecordType type) noexcept {
         return "Expunged";
     case RecordType::OriginsRetired:
         return "OriginsRetired";
+    case RecordType::OriginNoted:
+        return "OriginNoted";
     case RecordType::FolderCreated:
         return "FolderCreated";
     case RecordType::FolderDeleted:
@@ -194,6 +196,14 @@ struct Encoder {
             w.i64(e.commit_time);
         }
     }
+    void operator()(const OriginNotedRec& r) const {
+        w.u8(static_cast<std::uint8_t>(RecordType::OriginNoted));
+        w.str(r.origin.account);
+        w.str(r.origin.uidl);
+        w.i64(r.time);
+        w.str(r.alias_of.account);
+        w.str(r.alias_of.uidl);
+    }
     void operator()(const FolderCreatedRec& r) const {
         w.u8(static_cast<std::uint8_t>(RecordType::FolderCreated));
         w.u32(r.id);
@@ -343,6 +353,19 @@ Result<JournalRecord> decode_record(std::string_view payload) {
             e.commit_time = r.i64();
             e.expunged = true;
             o.entries.push_back(std::move(e));
+        }
+        out = std::move(o);
+        break;
+    }
+    case RecordType::OriginNoted: {
+        OriginNotedRec o;
+        o.origin.account = r.str();
+        o.origin.uidl = r.str();
+        o.time = r.i64();
+        o.alias_of.account = r.str();
+        o.alias_of.uidl = r.str();
+        if (r.ok() && o.origin.account.empty() && o.origin.uidl.empty()) {
+            return make_error(Errc::Corrupt, "OriginNoted record without an origin");
         }
         out = std::move(o);
         break;

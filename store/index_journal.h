@@ -37,6 +37,9 @@ enum class RecordType : std::uint8_t {
     Expunged = 4,        // UIDs removed from the folder (their origins stay in the ledger)
     OriginsRetired = 5,  // ledger entries of expunged messages whose MessageAdded records are
                          // gone (snapshot, deleted folder); index or registry
+    OriginNoted = 6,     // INBOX index only: a ledger entry without a message of its own, either
+                         // "seen upstream, deliberately not stored" or an alias (another UIDL
+                         // naming an already stored message, after a UIDL reset)
     FolderCreated = 16,  // registry: folder id, uid_validity, name, special-use; for a live id
                          // it replaces the folder's record (recovery bumping UIDVALIDITY)
     FolderDeleted = 17,  // registry: folder id
@@ -69,6 +72,11 @@ struct ExpungedRec {
 struct OriginsRetiredRec {
     std::vector<OriginEntry> entries; // folder and expunged are implied (the journal's, true)
 };
+struct OriginNotedRec {
+    Origin origin;
+    std::int64_t time = 0; // seen: when it was seen; alias: when the alias was recorded
+    Origin alias_of;       // empty: seen, not stored; else the origin of the stored message
+};
 struct FolderCreatedRec {
     FolderId id = 0;
     std::uint32_t uid_validity = 0;
@@ -89,9 +97,10 @@ struct UnsubscribedRec {
     std::string name;
 };
 
-using JournalRecord = std::variant<FolderHeaderRec, MessageAddedRec, FlagsChangedRec, ExpungedRec,
-                                   FolderCreatedRec, FolderDeletedRec, FoldersRenamedRec,
-                                   SubscribedRec, UnsubscribedRec, OriginsRetiredRec>;
+using JournalRecord =
+    std::variant<FolderHeaderRec, MessageAddedRec, FlagsChangedRec, ExpungedRec, FolderCreatedRec,
+                 FolderDeletedRec, FoldersRenamedRec, SubscribedRec, UnsubscribedRec,
+                 OriginsRetiredRec, OriginNotedRec>;
 
 // Appends OriginsRetired records holding entries, split to stay under kMaxRecordPayload.
 void append_retired_origins(std::string& out, const std::vector<OriginEntry>& entries);

@@ -139,6 +139,8 @@ std::string_view to_string(OpKind kind) noexcept {
         return "Copy";
     case OpKind::Move:
         return "Move";
+    case OpKind::Origin:
+        return "Origin";
     }
     return "Unknown";
 }
@@ -354,7 +356,7 @@ Result<Ticket> Store::commit_incoming(Incoming&& incoming, const Origin& origin,
             }
         }
         key = origin_key(origin.account, origin.uidl);
-        if (folder.user->ledger.count(key) || folder.user->pending_origins.count(key)) {
+        if (origin_known(*folder.user, key)) {
             return make_error(Errc::AlreadyExists, "origin already stored");
         }
     }
@@ -398,8 +400,84 @@ bool Store::has_origin(std::string_view user, std::string_view account, std::str
     if (!u) {
         return false;
     }
-    std::string key = origin_key(account, uidl);
-    return (*u)->ledger.count(key) || (*u)->pending_origins.count(key);
+    return origin_known(**u, origin_key(account, uidl));
+}
+
+bool Store::origin_known(const UserState& user, const std::string& key) {
+    return user.ledger.count(key) || user.aliases.count(key) || user.pending_origins.count(key);
+}
+
+void Store::apply_noted(UserState& user, const OriginNotedRec& rec) {
+    std::string key = origin_key(rec.origin.account, rec.origin.uidl);
+    if (user.ledger.count(key) || user.aliases.count(key)) {
+        return; // cannot happen through the API (AlreadyExists); first record wins
+    }
+    if (has_origin_fields(rec.alias_of)) {
+        user.aliases.emplace(std::move(key), rec);
+    } else {
+        OriginEntry e{rec.origin, kInbox, 0, rec.time, false, false};
+        user.ledger.emplace(std::move(key), std::move(e));
+    }
+    ++user.noted;
+}
+
+Result<Ticket> Store::queue_origin_note(std::string_view user, OriginNotedRec rec) {
+    for (const Origin* o : {&rec.origin, &rec.alias_of}) {
+        if (o == &rec.alias_of && !has_origin_fields(*o)) {
+            continue;
+        }
+        for (const std::string* field : {&o->account, &o->uidl}) {
+            if (auto v = validate_origin_field(*field); !v) {
+                return tl::unexpected(v.error());
+            }
+        }
+    }
+    if (!has_origin_fields(rec.origin)) {
+        return make_error(Errc::InvalidName, "empty origin");
+    }
+    auto f = folder_state(user, kInbox);
+    if (!f) {
+        return tl::unexpected(f.error());
+    }
+    FolderState& inbox = **f;
+    UserState& us = *inbox.user;
+    if (inbox.read_only) {
+        return make_error(Errc::ReadOnly, "INBOX is read-only: " + inbox.read_only_reason);
+    }
+    std::string key = origin_key(rec.origin.account, rec.origin.uidl);
+    if (origin_known(us, key)) {
+        return make_error(Errc::AlreadyExists, "origin already known");
+    }
+    if (has_origin_fields(rec.alias_of)) {
+        std::string target = origin_key(rec.alias_of.account, rec.alias_of.uidl);
+        if (auto a = us.aliases.find(target); a != us.aliases.end()) {
+            rec.alias_of = a->second.alias_of; // aliases always name a ledger entry
+            target = origin_key(rec.alias_of.account, rec.alias_of.uidl);
+        }
+        if (!us.ledger.count(target)) {
+            return make_error(Errc::NotFound, "alias of an origin that is not committed");
+        }
+    }
+    PendingOp op;
+    op.kind = OpKind::Origin;
+    append_record(op.journal_bytes, rec);
+    op.noted = std::move(rec);
+    Ticket t = queue(inbox, std::move(op));
+    us.pending_origins.emplace(std::move(key), t);
+    return t;
+}
+
+Result<Ticket> Store::record_seen_origin(std::string_view user, const Origin& origin,
+                                         std::int64_t seen_time) {
+    return queue_origin_note(user, OriginNotedRec{origin, seen_time, Origin{}});
+}
+
+Result<Ticket> Store::add_origin_alias(std::string_view user, const Origin& new_origin,
+                                       const Origin& existing) {
+    if (!has_origin_fields(existing)) {
+        return make_error(Errc::InvalidName, "alias of an empty origin");
+    }
+    return queue_origin_note(user, OriginNotedRec{new_origin, now(), existing});
 }
 
 Result<std::vector<OriginEntry>> Store::committed_origins(std::string_view user,
@@ -408,11 +486,27 @@ Result<std::vector<OriginEntry>> Store::committed_origins(std::string_view user,
     if (!u) {
         return tl::unexpected(u.error());
     }
+    const UserState& us = **u;
     std::vector<OriginEntry> out;
-    for (const auto& [key, e] : (*u)->ledger) {
+    for (const auto& [key, e] : us.ledger) {
         if (e.origin.account == account) {
             out.push_back(e);
         }
+    }
+    for (const auto& [key, rec] : us.aliases) {
+        if (rec.origin.account != account) {
+            continue;
+        }
+        auto it = us.ledger.find(origin_key(rec.alias_of.account, rec.alias_of.uidl));
+        OriginEntry e;
+        if (it != us.ledger.end()) {
+            e = it->second;
+        } else { // unreachable through the API; never offer it for deletion
+            e.commit_time = rec.time;
+            e.stored = false;
+        }
+        e.origin = rec.origin;
+        out.push_back(std::move(e));
     }
     std::sort(out.begin(), out.end(), [](const OriginEntry& a, const OriginEntry& b) {
         return std::tie(a.folder, a.uid) < std::tie(b.folder, b.uid);
@@ -692,12 +786,32 @@ std::string Store::snapshot_bytes(const FolderState& f) const {
     }
     // Expunged messages' UIDLs must stay known (never downloaded again).
     append_retired_origins(out, retired_origins(f.user->ledger, f.id));
+    if (f.id == kInbox) { // the user's ledger entries without a message of their own
+        std::vector<OriginNotedRec> noted;
+        noted.reserve(f.user->noted);
+        for (const auto& [key, e] : f.user->ledger) {
+            if (!e.stored) {
+                noted.push_back(OriginNotedRec{e.origin, e.commit_time, Origin{}});
+            }
+        }
+        for (const auto& [key, rec] : f.user->aliases) {
+            noted.push_back(rec);
+        }
+        std::sort(noted.begin(), noted.end(), [](const OriginNotedRec& a, const OriginNotedRec& b) {
+            return std::tie(a.time, a.origin.account, a.origin.uidl) <
+                   std::tie(b.time, b.origin.account, b.origin.uidl);
+        });
+        for (const auto& rec : noted) {
+            append_record(out, rec);
+        }
+    }
     return out;
 }
 
 void Store::maybe_want_compaction(FolderState& f) {
+    const std::size_t live = f.messages.size() + (f.id == kInbox ? f.user->noted : 0);
     if (f.read_only || f.records <= options_.compact_min_records || f.records < f.compact_at ||
-        f.records <= 2 * f.messages.size()) {
+        f.records <= 2 * live) {
         return;
     }
     for (const auto& [user, id] : compact_wanted_) {
@@ -753,7 +867,8 @@ std::unique_ptr<SyncJob> Store::take_sync_job() {
         b.journal_fd = f.journal_fd;
         b.journal_size = f.journal_size;
         b.snapshot = snapshot_bytes(f);
-        b.snapshot_records = 1 + f.messages.size(); // + a few OriginsRetired: close enough
+        // + a few OriginsRetired: close enough
+        b.snapshot_records = 1 + f.messages.size() + (id == kInbox ? f.user->noted : 0);
         f.in_job = true;
         job->batches_.push_back(std::move(b));
     }
@@ -856,6 +971,17 @@ std::vector<Outcome> Store::finish_sync_job(std::unique_ptr<SyncJob> job) {
                 f.messages.push_back(std::move(op.message));
                 const MessageRecord& added = f.messages.back();
                 notify(f, [&](Listener& l) { l.on_added(added); });
+                break;
+            }
+            case OpKind::Origin: {
+                out.origin = op.noted.origin;
+                if (op.state != State::Uncertain) { // uncertain: blocked until a restart tells
+                    us.pending_origins.erase(
+                        origin_key(op.noted.origin.account, op.noted.origin.uidl));
+                }
+                if (ok) {
+                    apply_noted(us, op.noted);
+                }
                 break;
             }
             case OpKind::Flags:

@@ -71,6 +71,24 @@
 // Blocking on the loop thread, by design for now: loading a user (first call naming
 // that user: journal replay, tmp/ scan, move/damage recovery), create_folder(),
 // rename_folder(), delete_folder() and the subscription calls (one registry fdatasync).
+// The fsyncs a user load may do, all on the calling (loop) thread and only when there is
+// something to repair or create:
+//  - first use: every default folder's index (create_journal: file fsync, rename, dir
+//    fsync), the registry, the user directory and data_dir/users;
+//  - a torn tail (crash mid-append) in an index or the registry: ftruncate + fsync;
+//  - journaled files left in tmp/ (crash between journal fsync and rename): renames, then
+//    fsync of cur/ and tmp/ per folder;
+//  - a damaged index: the rebuilt snapshot (fdatasync), rename, folder dir fsync, and a
+//    registry FolderCreated record (fdatasync) when UIDVALIDITY changes;
+//  - a move cut short: one Expunged record + fdatasync per source folder.
+// A clean load after a clean shutdown does none of these (reads only). Why not a SyncJob:
+// recovery must be finished before any reader sees the folder (a half-moved message would
+// be visible twice, a damaged index would serve wrong UIDs), and the Store is single-
+// threaded, so the load cannot itself move to the pool. The daemon opens every configured
+// user in load_accounts() before uv_run() (proxy/daemon.cpp), so at start-up these run
+// before the loop serves anyone (the listeners are bound, connections queue in the
+// backlog); a user added by a SIGHUP/file-watch reload, or first named by an IMAP login,
+// still loads on the running loop.
 #pragma once
 
 #include <cstdint>
@@ -194,6 +212,7 @@ enum class OpKind : std::uint8_t {
     Expunge, // expunge
     Copy,    // copy
     Move,    // move
+    Origin,  // record_seen_origin, add_origin_alias (a ledger entry only; folder is kInbox)
 };
 std::string_view to_string(OpKind kind) noexcept;
 
@@ -203,7 +222,7 @@ struct Outcome {
     OpKind kind = OpKind::Ingest;
     std::string user;
     FolderId folder = kInbox;
-    Origin origin; // Ingest: the origin now committed (if result has a value)
+    Origin origin; // Ingest, Origin: the origin now committed (if result has a value)
     Uid uid = 0;   // Ingest: the UID assigned
     // Copy/Move: source UID -> target UID, ascending by source UID (UIDPLUS COPYUID).
     // folder above is the SOURCE folder; target is the target folder.
@@ -238,6 +257,7 @@ struct PendingOp {
     std::vector<CopyItem> copies;              // Copy/Move target part
     FolderId source_folder = 0;                // Copy/Move target part
     std::vector<Uid> modified;                 // Flags: failed UNCHANGEDSINCE
+    OriginNotedRec noted;                      // Origin
     bool move_source = false;                  // the Expunge part of a Move (same ticket)
     const PendingOp* after = nullptr; // move_source: the target part; runs only if it is Done
     std::string journal_bytes;        // framed records to append
@@ -346,8 +366,28 @@ public:
     bool has_origin(std::string_view user, std::string_view account, std::string_view uidl);
     // The ledger entries of one account (committed only), in commit order of UIDs per
     // folder. Used for retention (DELE after N days) and delete-upstream-on-expunge.
+    // Includes seen-only entries (stored == false) and aliases (see below).
     Result<std::vector<OriginEntry>> committed_origins(std::string_view user,
                                                        std::string_view account);
+    // A durable ledger entry meaning "seen upstream, deliberately not stored" (POP3
+    // import_since): no folder, no UID. Queued like every mutation (Outcome kind Origin,
+    // folder kInbox), made durable by SyncJob::run() in the INBOX index (OriginNoted
+    // record), listed by committed_origins() with stored == false once finished. It
+    // survives compaction and restart. has_origin() is true from this call on (pending),
+    // and commit_incoming() of the origin is refused (AlreadyExists) from then on.
+    // AlreadyExists if the origin is already known; InvalidName for bad fields; ReadOnly if
+    // the INBOX is.
+    Result<Ticket> record_seen_origin(std::string_view user, const Origin& origin,
+                                      std::int64_t seen_time);
+    // After an upstream changed its UIDLs wholesale: new_origin names the same message as
+    // existing (a committed ledger entry: a stored message, a seen-only entry, or an alias,
+    // which is resolved to the entry it aliases). Queued and made durable as above. Once
+    // finished, committed_origins() lists new_origin with the folder, UID, commit_time,
+    // expunged and stored flags of existing's entry AS THEY ARE at that moment: it follows
+    // moves and expunges of the message. NotFound if existing is not committed;
+    // AlreadyExists if new_origin is already known; InvalidName, ReadOnly as above.
+    Result<Ticket> add_origin_alias(std::string_view user, const Origin& new_origin,
+                                    const Origin& existing);
 
     // Queues a flag change on the given UIDs (unknown UIDs are skipped, as UID STORE
     // does). Each message whose flags/keywords actually change gets a new modseq.
@@ -404,6 +444,11 @@ private:
                                 std::uint64_t damaged_at);
     Result<void> finish_moves(UserState& user);
     Result<void> create_user(UserState& user);
+    Result<Ticket> queue_origin_note(std::string_view user, OriginNotedRec rec);
+    // Applies a committed (or replayed) OriginNoted record to the user's ledger/aliases.
+    static void apply_noted(UserState& user, const OriginNotedRec& rec);
+    // Committed, alias, pending or uncertain.
+    static bool origin_known(const UserState& user, const std::string& key);
     Result<Ticket> queue_copy(std::string_view user, FolderId source, std::span<const Uid> uids,
                               FolderId target, bool move);
     void maybe_want_compaction(FolderState& folder);

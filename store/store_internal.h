@@ -80,6 +80,10 @@ struct Store::UserState {
     std::map<FolderId, std::unique_ptr<FolderState>> folders;
     std::unordered_map<std::string, OriginEntry> ledger;     // key: account NUL uidl
     std::unordered_map<std::string, Ticket> pending_origins; // queued or uncertain
+    // Aliases (add_origin_alias), key: account NUL uidl of the alias; alias_of names an
+    // entry of `ledger` (never another alias).
+    std::unordered_map<std::string, OriginNotedRec> aliases;
+    std::size_t noted = 0; // seen-only ledger entries + aliases: OriginNoted records in INBOX
     std::set<std::string, std::less<>> subscriptions;
 
     ~UserState() {

@@ -298,6 +298,9 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
                 entry.folder = id;
                 retired.push_back(std::move(entry));
             }
+        } else if (auto* n = std::get_if<OriginNotedRec>(&rec)) {
+            // Written to the INBOX only; a user-level fact, so applied wherever found.
+            apply_noted(user, *n);
         } else {
             return make_error(Errc::Corrupt, "registry record in a folder index");
         }
@@ -383,6 +386,13 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
         }
     }
     if (!opened->damaged.empty()) {
+        // The rebuilt snapshot keeps the expunged origins only if the ledger has them.
+        for (const auto& m : gone) {
+            ledger_put(user.ledger, m, id, false);
+        }
+        for (const auto& e : retired) {
+            ledger_put_entry(user.ledger, e);
+        }
         std::size_t before = f.messages.size();
         std::vector<MessageRecord> all = f.messages;
         if (auto r = rebuild_folder(user, f, expunged_files, opened->damaged.front().first); !r) {
@@ -428,7 +438,13 @@ Result<void> Store::rebuild_folder(UserState& user, FolderState& f,
     }
     std::unordered_set<std::string> present(names->begin(), names->end());
     std::size_t before = f.messages.size();
-    std::erase_if(f.messages, [&](const MessageRecord& m) { return !present.count(m.file_name); });
+    std::erase_if(f.messages, [&](const MessageRecord& m) {
+        if (present.count(m.file_name)) {
+            return false;
+        }
+        ledger_put(user.ledger, m, f.id, false); // gone, but its origin stays known
+        return true;
+    });
     std::size_t missing = before - f.messages.size();
     std::unordered_set<std::string_view> referenced;
     for (const auto& m : f.messages) {

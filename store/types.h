@@ -55,12 +55,17 @@ struct MessageRecord {
 
 // One entry of the per-user UIDL ledger: a committed origin and where it lives.
 // Entries stay after the message is expunged (so the poller never downloads it again).
+// stored == false: "seen upstream, deliberately not stored" (Store::record_seen_origin);
+// folder is kInbox, uid 0, commit_time the seen time, and there is no message to delete
+// upstream on its behalf. An alias (Store::add_origin_alias) carries the folder, UID,
+// commit_time, expunged and stored of the entry it aliases, as they are now.
 struct OriginEntry {
     Origin origin;
     FolderId folder = kInbox;
     Uid uid = 0;
     std::int64_t commit_time = 0;
     bool expunged = false;
+    bool stored = true;
 };
 
 } // namespace popbridge::store
