@@ -4,6 +4,7 @@
 #include <array>
 
 #include "protocol/imap/flags.h"
+#include "protocol/mime/encoded_word.h"
 #include "protocol/mime/header.h"
 #include "protocol/mime/search.h"
 
@@ -93,6 +94,22 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) {
 
 std::int64_t internal_day(const SearchMessage& m) {
     return floor_div(m.internal_date + static_cast<std::int64_t>(m.tz_offset_minutes) * 60, 86400);
+}
+
+// SEARCH TEXT also looks at the header of every body part and of every encapsulated
+// message (field names included, RFC 2047 decoded), as Dovecot does; mime::search_text
+// covers the top-level header and the text bodies.
+bool text_in_part_headers(const mime::Message& msg, std::string_view needle) {
+    for (std::size_t i = 1; i < msg.parts.size(); ++i) {
+        bool found = false;
+        mime::for_each_field(msg.parts[i].header.in(msg.bytes), [&](const mime::HeaderField& f) {
+            found = mime::contains_folded(mime::decode_encoded_words(mime::unfold(f.raw)), needle);
+            return !found;
+        });
+        if (found)
+            return true;
+    }
+    return false;
 }
 
 std::optional<std::int64_t> sent_day(const SearchMessage& m) {
@@ -238,7 +255,8 @@ bool search_matches(const SearchKey& key, const SearchMessage& m, const SearchSc
     }
     case SearchKind::Text: {
         const SearchBody* body = m.load ? m.load() : nullptr;
-        return body != nullptr && mime::search_text(body->mime, key.value);
+        return body != nullptr && (mime::search_text(body->mime, key.value) ||
+                                   text_in_part_headers(body->mime, key.value));
     }
     case SearchKind::Before:
         return internal_day(m) < static_cast<std::int64_t>(key.number);
