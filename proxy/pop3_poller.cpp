@@ -603,8 +603,8 @@ private:
             return;
         std::map<store::FolderId, store::FolderView> views;
         for (const store::OriginEntry& o : *origins) {
-            Stored s{o.folder, o.uid, 0, o.expunged};
-            if (!o.expunged) {
+            Stored s{o.folder, o.uid, 0, o.expunged || !o.stored};
+            if (!s.expunged) {
                 auto it = views.find(o.folder);
                 if (it == views.end()) {
                     auto v = svc_.store->view(user_, o.folder);
@@ -694,6 +694,10 @@ private:
             for (const auto& o : origins_) {
                 if (owner_ && owner_->deleted_last_poll_.count(o.origin.uidl))
                     continue;
+                if (!o.stored) { // seen, not stored: left on the server for good
+                    ++expected;
+                    continue;
+                }
                 if (upstream_.delete_upstream_on_expunge && o.expunged)
                     continue;
                 bool kept = false;
@@ -777,7 +781,9 @@ private:
         const std::string reuse_tag = "#";
         int64_t now = unix_now();
         std::optional<int64_t> cutoff;
-        if (first_sync_ && upstream_.import_since) {
+        // After a UIDL reset the window applies again to what matches nothing stored:
+        // the messages skipped on the first sync are listed under new UIDLs too.
+        if ((first_sync_ || reset_) && upstream_.import_since) {
             const auto& is = *upstream_.import_since;
             if (is.kind == config::ImportSince::Kind::Age)
                 cutoff = now - is.age.count();
@@ -786,12 +792,12 @@ private:
                              std::chrono::sys_days(is.date).time_since_epoch())
                              .count();
         }
-        // Stored messages of this upstream by size, for reset matching.
-        std::multimap<uint64_t, const Stored*> by_size;
+        // Stored messages of this upstream by size, for reset matching: size -> key.
+        std::multimap<uint64_t, const std::string*> by_size;
         if (reset_)
             for (const auto& [k, s] : stored_)
                 if (!s.expunged)
-                    by_size.emplace(s.size, &s);
+                    by_size.emplace(s.size, &k);
         std::unordered_map<const Stored*, std::pair<std::string, std::string>> stored_ids;
         auto stored_identity = [&](const Stored* s) -> const std::pair<std::string, std::string>& {
             auto it = stored_ids.find(s);
@@ -807,6 +813,8 @@ private:
         };
 
         std::unordered_map<std::string, std::string> first_hash_of_uidl;
+        std::vector<std::pair<std::string, std::string>> aliases; // new key -> stored key
+        std::vector<std::string> seen;                            // older than import_since
         size_t matched = 0, skipped_old = 0, reused = 0, wrong_size = 0, unidentified = 0;
         std::vector<uint32_t> want;
         uint64_t too_large = 0;
@@ -833,17 +841,19 @@ private:
                     ++unidentified;
                     continue;
                 }
-                bool match = false;
                 auto [lo, hi] = by_size.equal_range(e.size);
-                for (auto it = lo; it != hi && !match; ++it) {
-                    const auto& id = stored_identity(it->second);
-                    match = id.first == e.header_hash ||
-                            (!e.message_id.empty() && id.second == e.message_id);
+                auto match = hi;
+                for (auto it = lo; it != hi && match == hi; ++it) {
+                    const auto& id = stored_identity(&stored_.at(*it->second));
+                    if (id.first == e.header_hash ||
+                        (!e.message_id.empty() && id.second == e.message_id))
+                        match = it;
                 }
-                if (match) {
+                if (match != hi) {
                     ++matched;
-                    if (owner_)
-                        owner_->seen_.insert(e.key);
+                    ++key_count[e.key]; // the new UIDL is retention's handle on it
+                    aliases.emplace_back(e.key, *match->second);
+                    by_size.erase(match); // one listed message per stored one
                     continue;
                 }
             } else if (e.top_needed && stored_.count(e.key)) {
@@ -870,8 +880,7 @@ private:
                 continue;
             if (cutoff && e.top_needed && e.top_ok && e.date && *e.date < *cutoff) {
                 ++skipped_old;
-                if (owner_)
-                    owner_->seen_.insert(e.key);
+                seen.push_back(e.key);
                 continue;
             }
             if (e.size > upstream_.max_message_size) {
@@ -902,9 +911,9 @@ private:
                          "the stored copy (same headers): LIST sizes are wrong",
                          label_, wrong_size);
         if (skipped_old) {
-            spdlog::info("poll account={} first sync: {} message(s) older than import_since "
+            spdlog::info("poll account={} {}: {} message(s) older than import_since "
                          "recorded as seen, not downloaded",
-                         label_, skipped_old);
+                         label_, reset_ ? "after the UIDL change" : "first sync", skipped_old);
             if (owner_)
                 owner_->status_.messages_not_imported += skipped_old;
         }
@@ -914,6 +923,16 @@ private:
         (void)reused;
         spdlog::debug("poll account={} listing: {} on server, {} new, {} too large", label_,
                       entries_.size(), want.size(), too_large);
+        // Durable before retention runs, so matched messages can be deleted upstream.
+        for (const auto& [key, stored_key] : aliases)
+            note_origin(svc_.store->add_origin_alias(user_, store::Origin{upstream_.name, key},
+                                                     store::Origin{upstream_.name, stored_key}),
+                        key, "alias");
+        int64_t seen_time = unix_now();
+        for (const auto& key : seen)
+            note_origin(svc_.store->record_seen_origin(user_, store::Origin{upstream_.name, key},
+                                                       seen_time),
+                        key, "seen");
         listing_done_ = true;
         to_retrieve_ = want.size();
         if (want.empty())
@@ -1014,6 +1033,36 @@ private:
         svc_.sync->kick();
     }
 
+    // Waits for a queued ledger-only record (alias or seen). If it cannot be queued or
+    // fails, the key is remembered in memory so this process does not download it; the
+    // poll is reported failed.
+    void note_origin(const store::Result<store::Ticket>& ticket, const std::string& key,
+                     const char* what) {
+        if (!ticket) {
+            spdlog::error("poll account={} cannot record {} UIDL {}: {}", label_, what, key,
+                          ticket.error().message);
+            if (owner_)
+                owner_->seen_.insert(key);
+            commit_failed_ = true;
+            return;
+        }
+        ++commits_pending_;
+        auto self = shared_from_this();
+        std::string k = key;
+        svc_.sync->wait(*ticket, [self, k, what](const store::Outcome& o) {
+            --self->commits_pending_;
+            if (!o.result) {
+                spdlog::error("poll account={} recording {} UIDL {} failed: {}", self->label_, what,
+                              k, o.result.error().message);
+                if (self->owner_)
+                    self->owner_->seen_.insert(k);
+                self->commit_failed_ = true;
+            }
+            self->maybe_apply_retention();
+        });
+        svc_.sync->kick();
+    }
+
     void on_committed(const store::Outcome& o, uint64_t bytes) {
         --commits_pending_;
         if (o.result) {
@@ -1051,6 +1100,8 @@ private:
     void handle(pop3::Finished&) {
         if (owner_) {
             owner_->status_.messages_deleted += deleted_;
+            auto& pending = owner_->status_.messages_pending_deletion;
+            pending -= std::min<uint64_t>(pending, deleted_); // gone with QUIT
             owner_->deleted_last_poll_ = std::move(deleted_keys_);
         }
         finish(commit_failed_ ? PollOutcome::Failed : PollOutcome::Ok,
@@ -1078,6 +1129,8 @@ private:
         if (entries) {
             int64_t now = unix_now();
             for (const store::OriginEntry& e : *entries) {
+                if (!e.stored)
+                    continue; // seen, never stored: never ours to delete
                 auto it = msgno_of_.find(e.origin.uidl);
                 if (it == msgno_of_.end())
                     continue; // not on the server, or listed twice: never deleted
@@ -1099,6 +1152,9 @@ private:
             }
         }
         std::sort(dele.begin(), dele.end());
+        dele.erase(std::unique(dele.begin(), dele.end()), dele.end());
+        if (owner_)
+            owner_->status_.messages_pending_deletion = dele.size();
         if (!dele.empty())
             client_.dele(dele);
         client_.quit();

@@ -20,11 +20,15 @@
 //  - none of the UIDLs the ledger expects on the server is listed any more (UIDLs changed
 //    wholesale): every listed message is read with TOP and matched against the stored
 //    messages of this upstream by size + header hash or size + Message-ID; matches are
-//    not imported again (warning). Until the store can record aliases (see report) the
-//    matches are remembered in memory only and are not deleted upstream.
+//    not imported again (warning): each match is recorded durably as an alias of the
+//    stored message (Store::add_origin_alias) before retention runs, so retention and
+//    delete_upstream_on_expunge apply to it under its new UIDL. Unmatched messages older
+//    than import_since are recorded as seen, as on the first sync.
 // import_since: on the first sync (no ledger entry for this upstream yet) the Date: of
-// every listed message is read with TOP; older ones are recorded as seen without being
-// downloaded (in memory until the store has a "seen, not stored" ledger record).
+// every listed message is read with TOP; older ones are recorded durably as "seen, not
+// stored" (Store::record_seen_origin) without being downloaded, and are never deleted.
+// Both records are waited for like message commits; if one fails, the key is kept in
+// memory (not downloaded by this process) and the poll reports a failure.
 //
 // Failures: [AUTH] (or three auth refusals in a row) stops the poller until the daemon
 // recreates it (account file changed, SIGHUP); [IN-USE], [SYS/TEMP] and network errors
@@ -94,10 +98,14 @@ struct PollerStatus {
     uint64_t messages_downloaded = 0;
     uint64_t bytes_downloaded = 0;
     uint64_t messages_deleted = 0;
-    uint64_t messages_too_large = 0;     // skipped in the last poll: over max_message_size
-    uint64_t messages_not_imported = 0;  // older than import_since, recorded as seen
-    uint64_t dele_ignored = 0;           // DELE'd earlier, listed again (server ignored DELE)
-    uint64_t uidl_resets = 0;            // polls that found the UIDLs changed wholesale
+    uint64_t messages_too_large = 0;    // skipped in the last poll: over max_message_size
+    uint64_t messages_not_imported = 0; // older than import_since, recorded as seen
+    uint64_t dele_ignored = 0;          // DELE'd earlier, listed again (server ignored DELE)
+    uint64_t uidl_resets = 0;           // polls that found the UIDLs changed wholesale
+    // Committed locally, wanted deleted by the retention policy (keep_on_server,
+    // delete_upstream_on_expunge) and still upstream as of the last listing: DELE'd in
+    // the last poll but not confirmed by QUIT, or not DELE'd because the poll failed.
+    uint64_t messages_pending_deletion = 0;
     std::chrono::seconds login_delay{0}; // from CAPA LOGIN-DELAY
     bool running = false;
     bool stopped = false; // polling stopped until the account file changes (see last_error)
@@ -158,8 +166,8 @@ private:
     class TokenCommand; // token_command child process; internal
     TokenCommand* token_cmd_ = nullptr;
     unsigned auth_failures_ = 0; // consecutive auth refusals
-    // Keys known without a ledger record: older than import_since, or matched after a
-    // UIDL reset. In memory until the store offers a "seen, not stored" record.
+    // Keys whose seen/alias ledger record could not be made durable: not downloaded again
+    // by this process.
     std::unordered_set<std::string> seen_;
     std::unordered_set<std::string> deleted_last_poll_; // keys DELE'd in the last good poll
 };

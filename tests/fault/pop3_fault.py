@@ -7,8 +7,10 @@ twice, nothing is stored that was never upstream, and no secret is in the log.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import sys
 import tempfile
 import unittest
@@ -68,6 +70,7 @@ def popbridge(srv: FakePop3, **fields: str) -> harness.Popbridge:
     pb = harness.Popbridge(upstream=None)
     pb.upstream_name = UPSTREAM
     write_account(pb, srv, **fields)
+    harness.with_admin(pb)  # poll_next() asks for polls instead of waiting for poll_every
     return pb
 
 
@@ -83,6 +86,14 @@ def wait_outcomes(pb: harness.Popbridge, n: int, timeout: float = 25.0) -> list[
 def wait_ok(pb: harness.Popbridge, timeout: float = 25.0) -> list[tuple[int, str]]:
     pb.wait_for(lambda: any(o == "ok" for _n, o in outcomes(pb)), timeout, "a successful poll")
     return outcomes(pb)
+
+
+def poll_next(pb: harness.Popbridge, timeout: float = 25.0) -> tuple[int, str]:
+    """Asks for a poll now (admin /poll-now) and returns its (new, outcome). Call it only
+    when no poll is running or pending (after a wait_* that saw the previous one finish)."""
+    before = len(outcomes(pb))
+    harness.poll_now(pb)
+    return wait_outcomes(pb, before + 1, timeout)[before]
 
 
 def local_bodies(pb: harness.Popbridge) -> list[bytes]:
@@ -105,6 +116,9 @@ def check_no_loss_no_dup(tc: unittest.TestCase, pb: harness.Popbridge, originals
     return local
 
 
+_PKI: Optional[TestPki] = None
+
+
 class FaultCase(unittest.TestCase):
     """Base: self.srv (started FakePop3 from make_server) and self.pb cleaned up."""
 
@@ -119,9 +133,18 @@ class FaultCase(unittest.TestCase):
         return pb
 
     def pki(self) -> TestPki:
-        d = Path(tempfile.mkdtemp(prefix="pbpki-"))
-        self.addCleanup(lambda: __import__("shutil").rmtree(d, ignore_errors=True))
-        return TestPki(d)
+        """One throw-away PKI per test process (read-only for the cases; removed at exit)."""
+        global _PKI
+        if _PKI is None:
+            d = Path(tempfile.mkdtemp(prefix="pbpki-"))
+            atexit.register(lambda: shutil.rmtree(d, ignore_errors=True))
+            _PKI = TestPki(d)
+        return _PKI
+
+    def tmpdir(self) -> Path:
+        d = Path(tempfile.mkdtemp(prefix="pbfault-"))
+        self.addCleanup(lambda: shutil.rmtree(d, ignore_errors=True))
+        return d
 
     def log(self, pb: harness.Popbridge) -> str:
         return pb.log_since(pb.log_offset)
@@ -138,5 +161,5 @@ def main() -> None:
 
 
 __all__ = ["FakePop3", "TestPki", "FaultCase", "message", "messages", "write_account",
-           "popbridge", "outcomes", "wait_outcomes", "wait_ok", "local_bodies",
+           "popbridge", "outcomes", "wait_outcomes", "wait_ok", "poll_next", "local_bodies",
            "check_no_loss_no_dup", "sighup", "main", "harness", "Optional"]

@@ -839,3 +839,30 @@ def _sanitizer_checked_stop(self: Popbridge, timeout: float = 10.0) -> Optional[
 
 
 Popbridge.stop = _sanitizer_checked_stop  # type: ignore[method-assign]
+
+
+# --- Polls on demand (issue 4 leftovers) ------------------------------------------------
+# Tests that need a second poll ask for it instead of waiting for poll_every (10 s minimum):
+# with_admin(pb) before pb.start() adds an admin listener on a free loopback port;
+# poll_now(pb) then POSTs /poll-now for the account and returns at once (202).
+def with_admin(pb: Popbridge) -> int:
+    port = free_port()
+    with open(pb.config, "a") as f:
+        f.write(f"admin: {{listen: \"127.0.0.1:{port}\"}}\n")
+    pb.admin_port = port  # type: ignore[attr-defined]
+    return port
+
+
+def poll_now(pb: Popbridge, upstream: Optional[str] = None, timeout: float = 10.0) -> None:
+    import http.client
+    import urllib.parse
+    account = urllib.parse.quote(f"{pb.user}/{upstream or pb.upstream_name}", safe="")
+    conn = http.client.HTTPConnection("127.0.0.1", pb.admin_port, timeout=timeout)  # type: ignore[attr-defined]
+    try:
+        conn.request("POST", f"/poll-now?account={account}")
+        resp = conn.getresponse()
+        body = resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+    if resp.status != 202:
+        raise AssertionError(f"POST /poll-now for {account}: {resp.status} {body}")

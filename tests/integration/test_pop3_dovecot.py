@@ -5,7 +5,9 @@ a duration) and delete_upstream_on_expunge after an IMAP STORE \\Deleted +
 EXPUNGE. Each case checks: upstream + local together hold every message, nothing
 is stored twice, and the bodies are byte-identical."""
 
+import math
 import sys
+import time
 import unittest
 from pathlib import Path
 
@@ -13,7 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 
 SYNC = 30.0
-NEXT_POLL = 30.0  # poll_every 10s plus jitter
 
 
 def hashes(bodies):
@@ -28,12 +29,16 @@ class DovecotPop3Test(unittest.TestCase):
 
     def popbridge(self, d: harness.Dovecot, keep: str, **extra: str) -> harness.Popbridge:
         pb = harness.Popbridge(upstream=d, keep_on_server=keep, upstream_extra=extra)
+        harness.with_admin(pb)
         self.addCleanup(pb.cleanup)
         return pb.start()
 
     def wait_polls(self, pb, n):
-        pb.wait_for(lambda: len(pb.poll_counts()) >= n, SYNC if n == 1 else NEXT_POLL,
-                    f"{n} poll(s)")
+        """Waits for n finished polls; the first comes by itself after the start, later
+        ones are asked for (admin /poll-now) rather than waited for (poll_every 10s)."""
+        if n > 1 and len(pb.poll_counts()) < n:
+            harness.poll_now(pb)
+        pb.wait_for(lambda: len(pb.poll_counts()) >= n, SYNC, f"{n} poll(s)")
         return pb.poll_counts()
 
     def check(self, pb, d, originals):
@@ -73,12 +78,16 @@ class DovecotPop3Test(unittest.TestCase):
         d.add_messages(msgs)
         pb = self.popbridge(d, "2s", auth="apop")
         self.assertEqual(self.wait_polls(pb, 1)[0], 4)
+        first_done = time.time()
         # (auth: apop fails the poll when the greeting has no timestamp, so a poll with
         # new=4 means APOP was accepted.)
         # Committed less than a second before the DELE decision (so under 2s even in whole
         # seconds): kept in the first poll...
         self.assertEqual(d.upstream_hashes(), hashes(msgs))
-        # ...and deleted by the next one.
+        # ...and deleted by the next one, asked for once 2 s have passed in whole seconds
+        # (commit times are whole seconds, at most the end of the first poll).
+        harness.wait_until(lambda: time.time() >= math.floor(first_done) + 2.05, 5,
+                           "the 2s retention age")
         self.assertEqual(self.wait_polls(pb, 2)[1], 0)
         pb.wait_for(lambda: d.upstream_hashes() == [], 10, "upstream emptied after 2s")
         self.assertEqual(hashes(self.check(pb, d, msgs)), hashes(msgs))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fault"))
 from pop3_fault import (FaultCase, check_no_loss_no_dup, harness, main, message,  # noqa: E402
-                        messages, outcomes, wait_ok, wait_outcomes)
+                        messages, outcomes, poll_next, wait_ok, wait_outcomes, write_account)
 
 
 def hashes(bodies):
@@ -82,6 +82,22 @@ class UidlCases(FaultCase):
         self.assertIn("5 listed message(s) matched stored ones", log)
         local = check_no_loss_no_dup(self, pb, msgs + new, srv)
         self.assertEqual(len(local), 7)
+        # The matches are durable aliases: after a restart nothing is downloaded twice and
+        # the UIDLs are not taken for changed again.
+        retrs = len(srv.commands_named("RETR"))
+        pb.restart()
+        self.assertEqual(wait_ok(pb)[-1], (0, "ok"))
+        self.assertNotIn("the server changed its UIDLs", self.log(pb))
+        self.assertEqual(len(srv.commands_named("RETR")), retrs)
+        self.assertEqual(srv.commands_named("DELE"), [])  # keep_on_server: true
+        # Retention applies to the matched messages under their new UIDLs.
+        write_account(pb, srv, keep_on_server="false")
+        pb.restart()
+        self.assertEqual(wait_ok(pb)[-1], (0, "ok"))
+        self.assertEqual(len(srv.commands_named("DELE")), 7)
+        self.assertEqual(srv.live(), [])
+        local = check_no_loss_no_dup(self, pb, msgs + new, srv)
+        self.assertEqual(hashes(local), hashes(msgs + new))
 
     def test_uidl_reused_for_another_message(self):
         msgs = messages(3)
@@ -109,8 +125,7 @@ class UidlCases(FaultCase):
         self.assertEqual(wait_ok(pb)[-1], (3, "ok"))
         self.assertEqual(len(srv.commands_named("DELE")), 3)
         srv.ignore_dele = False
-        got = wait_outcomes(pb, 2, timeout=30)  # the next scheduled poll (poll_every 10s)
-        self.assertEqual(got[1], (0, "ok"))
+        self.assertEqual(poll_next(pb), (0, "ok"))
         self.assertIn("the server ignored DELE", self.log(pb))
         self.assertEqual(srv.live(), [])
         local = check_no_loss_no_dup(self, pb, msgs, srv)
@@ -179,6 +194,18 @@ class ContentCases(FaultCase):
         self.assertEqual(hashes(srv.live_bodies()), hashes(old))  # not imported, not deleted
         local = check_no_loss_no_dup(self, pb, old + recent, srv)
         self.assertEqual(hashes(local), hashes(recent))
+        # "Seen, not stored" is durable: after a restart the old ones are still skipped
+        # (not read again, not deleted), and a later message is imported.
+        later = message(9, tag="later", date=harness_date_now())
+        srv.add(later)
+        retrs = len(srv.commands_named("RETR"))
+        pb.restart()
+        self.assertEqual(wait_ok(pb)[-1], (1, "ok"))
+        self.assertEqual(len(srv.commands_named("RETR")), retrs + 1)
+        self.assertNotIn("older than import_since", self.log(pb))
+        self.assertEqual(hashes(srv.live_bodies()), hashes(old))
+        local = check_no_loss_no_dup(self, pb, old + recent + [later], srv)
+        self.assertEqual(hashes(local), hashes(recent + [later]))
 
 
 class NetworkCases(FaultCase):

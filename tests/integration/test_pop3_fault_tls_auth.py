@@ -226,7 +226,7 @@ class AuthTest(FaultCase):
 
     def test_token_command_and_file(self):
         token = "ya29.fault-token-" + "x" * 40
-        tmp = Path(self.pki().dir)
+        tmp = self.tmpdir()
         script = tmp / "token.py"
         script.write_text("import sys\n"
                           f"sys.stderr.write('refreshing; got {token}\\n')\n"
