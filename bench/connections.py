@@ -275,12 +275,14 @@ def main() -> int:
             ing.start()
             ing.wait_polls(1, 900)
             ing.stop()
-            pb = bl.PopbridgeRun(None, data_dir=ing.data_dir, tls=True)
-            pb.start()
-            pb.wait_imap()
         for tls in modes:
             for name in wanted:
                 if name == "popbridge":
+                    # A fresh process per scenario: memory freed by the previous scenario's
+                    # connections would otherwise hide this one's growth.
+                    pb = bl.PopbridgeRun(None, data_dir=ing.data_dir, tls=True)
+                    pb.start()
+                    pb.wait_imap()
                     port = pb.imaps_port if tls else pb.imap_port
                     ctx = ssl.create_default_context(cafile=str(pb.ca_file)) if tls else None
                     user, pw = pb.user, pb.password
@@ -291,8 +293,13 @@ def main() -> int:
                     user, pw = up.user, up.password
                     memory = lambda: bl.tree_memory(up.pids())  # noqa: E731
                 bl.log(f"{name} tls={tls}: {args.conns} connections")
-                results.append(asyncio.run(scenario(name, port, ctx, user, pw, memory, args.conns,
-                                                    args.push, args.appends)))
+                res = asyncio.run(scenario(name, port, ctx, user, pw, memory, args.conns,
+                                           args.push, args.appends))
+                if name == "popbridge":
+                    res["rss_after_close"] = memory()[0]
+                    pb.cleanup()
+                    pb = None
+                results.append(res)
     finally:
         if pb:
             pb.cleanup()
@@ -309,8 +316,11 @@ def main() -> int:
             continue
         d_rss = (r["rss_after"] - r["rss_before"]) / r["n"]
         d_pss = (r["pss_after"] - r["pss_before"]) / r["n"]
+        note = f"set-up {r['setup_s']:.1f} s"
+        if "rss_after_close" in r:
+            note += f"; RSS after all closed {r['rss_after_close'] / 1048576:.0f} MiB"
         rows.append([label, state, bl.fmt(r["rss_after"], "MiB"), bl.fmt(r["pss_after"], "MiB"),
-                     bl.fmt(d_rss, "KiB"), bl.fmt(d_pss, "KiB"), f"set-up {r['setup_s']:.1f} s"])
+                     bl.fmt(d_rss, "KiB"), bl.fmt(d_pss, "KiB"), note])
         if "push" in r:
             p = r["push"]
             prow.append([label, str(p["samples"]), f"{p['p50_send'] * 1000:.1f}",

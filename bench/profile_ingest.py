@@ -48,8 +48,10 @@ def main() -> int:
             t.send_signal(signal.SIGINT)
         for t in tools:
             t.wait(60)
+        # SIGINT makes perf trace stop popbridge and write its summary.
+        pb.proc.send_signal(signal.SIGINT)
+        pb.proc.wait(60)
     finally:
-        pb.stop()  # SIGTERM to perf trace: it stops popbridge and writes the summary
         pb.cleanup()
         up.stop()
     head = (f"poll: {p}\nprocess CPU at the poll line: {cpu:.2f} s\n"
