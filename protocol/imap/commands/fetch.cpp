@@ -43,8 +43,7 @@ std::string_view section_bytes(const FetchAtt& att, const std::string& bytes,
     auto ranges = mime::find_section(*parsed, path);
     if (!ranges && path.size() >= 2 && path.back() == 1) {
         // Dovecot also answers "n.1" for a leaf body part n of a multipart, with n itself
-        // (once: "n.1.1" names nothing). Clients never rely on it, but differ from the
-        // reference server only where it is worth it.
+        // (only once: "n.1.1" names nothing). RFC 3501 leaves it open; we answer the same.
         auto leaf = mime::find_section(*parsed, path.first(path.size() - 1));
         if (leaf) {
             const mime::Part& p = parsed->part(leaf->part);
