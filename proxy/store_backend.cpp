@@ -101,7 +101,7 @@ imap::Error to_imap_error(const store::Error& e) {
         code = imap::StorageErrc::InUse;
         break;
     case Errc::HasChildren:
-        code = imap::StorageErrc::InUse;
+        code = imap::StorageErrc::HasChildren;
         break;
     case Errc::InvalidState:
         code = imap::StorageErrc::NoPermission;

@@ -21,6 +21,7 @@ enum class StorageErrc {
     TooBig,        // message or request exceeds a configured size
     Expunged,      // the message vanished meanwhile (another session expunged it)
     InUse,         // temporarily locked by another operation; retry later
+    HasChildren,   // the mailbox has child mailboxes (DELETE refused)
     Unavailable,   // storage temporarily unavailable (disk, I/O error)
     Internal,      // bug or corrupt data on the server side
 };
@@ -41,6 +42,8 @@ constexpr std::string_view to_string(StorageErrc e) {
         return "Expunged";
     case StorageErrc::InUse:
         return "InUse";
+    case StorageErrc::HasChildren:
+        return "HasChildren";
     case StorageErrc::Unavailable:
         return "Unavailable";
     case StorageErrc::Internal:

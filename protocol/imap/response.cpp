@@ -92,6 +92,8 @@ std::string_view to_string(RespCode c) {
         return "NOMODSEQ";
     case RespCode::UidNotSticky:
         return "UIDNOTSTICKY";
+    case RespCode::HasChildren:
+        return "HASCHILDREN";
     case RespCode::InUse:
         return "INUSE";
     case RespCode::Limit:
@@ -252,6 +254,8 @@ ImapFailure imap_response_for(const Error& error) {
         return {RespStatus::No, {RespCode::Expunged, {}}};
     case StorageErrc::InUse:
         return {RespStatus::No, {RespCode::InUse, {}}};
+    case StorageErrc::HasChildren:
+        return {RespStatus::No, {RespCode::HasChildren, {}}};
     case StorageErrc::Unavailable:
         return {RespStatus::No, {RespCode::Unavailable, {}}};
     case StorageErrc::Internal:

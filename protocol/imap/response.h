@@ -55,6 +55,7 @@ enum class RespCode {
     Modified,             // MODIFIED <set>
     NoModSeq,             // NOMODSEQ
     InUse,                // INUSE
+    HasChildren,          // HASCHILDREN (RFC 5530)
     Limit,                // LIMIT
     NoPerm,               // NOPERM
     Nonexistent,          // NONEXISTENT

@@ -83,6 +83,8 @@ TEST_CASE("response: storage errors map to IMAP codes in one place", "[imap][res
     CHECK(code(StorageErrc::OverQuota) == RespCode::OverQuota);
     CHECK(code(StorageErrc::Internal) == RespCode::ServerBug);
     CHECK(code(StorageErrc::Unavailable) == RespCode::Unavailable);
+    CHECK(code(StorageErrc::HasChildren) == RespCode::HasChildren);
+    CHECK(to_string(RespCode::HasChildren) == "HASCHILDREN");
     CHECK(imap_response_for(Error{StorageErrc::NoPermission, "", false}).status == RespStatus::No);
     CHECK(to_string(RespCode::ReadOnly) == "READ-ONLY");
 }
