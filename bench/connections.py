@@ -171,7 +171,7 @@ async def push_latency(port: int, tls, user: str, password: str, clients: int,
                 await fut
                 stamps.append(time.perf_counter())
             stampers = [asyncio.ensure_future(stamp(f)) for f in waits]
-            await app.command("APPEND INBOX", literal=msg)
+            await asyncio.wait_for(app.command("APPEND INBOX", literal=msg), 30)
             t_ok = time.perf_counter()
             await asyncio.wait_for(asyncio.gather(*stampers), 30)
             exists += 1
@@ -181,6 +181,8 @@ async def push_latency(port: int, tls, user: str, password: str, clients: int,
         for w in watchers:
             w.close()
         app.close()
+        for f in locals().get("stampers", []):
+            f.cancel()
     return {"samples": len(from_send), "p50_send": percentile(from_send, 50),
             "p99_send": percentile(from_send, 99), "p50_ok": percentile(from_ok, 50),
             "p99_ok": percentile(from_ok, 99), "max_send": max(from_send)}
