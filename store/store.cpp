@@ -1042,7 +1042,10 @@ std::vector<Outcome> Store::finish_sync_job(std::unique_ptr<SyncJob> job) {
         }
     }
     // Source parts of moves, after every target part has been applied.
-    for (auto& [f, op] : move_sources) {
+    for (auto& source : move_sources) {
+        // Not a structured binding: clang 14 does not let the lambda below capture one.
+        auto& f = source.first;
+        auto& op = source.second;
         auto out = std::find_if(outcomes.begin(), outcomes.end(),
                                 [&](const Outcome& o) { return o.ticket == op->ticket; });
         const bool copied = op->after != nullptr && op->after->state == State::Done;

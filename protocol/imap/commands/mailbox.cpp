@@ -244,7 +244,11 @@ void Session::exec_list(const Command& cmd, const ListArgs& args) {
 
     bool sub_only = args.lsub || args.select_subscribed;
     bool show_subscribed = args.select_subscribed || args.return_subscribed;
-    for (const auto& [name, e] : entries) {
+    for (const auto& entry : entries) {
+        // Named references, not a structured binding: clang 14 (the fuzz build) does not let
+        // a lambda capture a binding.
+        const std::string& name = entry.first;
+        const ListEntry& e = entry.second;
         if (!std::any_of(patterns.begin(), patterns.end(),
                          [&](const std::string& p) { return name_matches(p, name); }))
             continue;
