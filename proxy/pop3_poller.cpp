@@ -34,6 +34,9 @@ constexpr size_t kMaxUidl = 70;                // RFC 1939 section 7
 constexpr size_t kMaxHeaderBytes = 256 * 1024; // header section read for matching
 constexpr size_t kMaxTokenBytes = 64 * 1024;
 constexpr size_t kMaxStderrBytes = 4096;
+// Messages downloaded but not yet committed before the poller stops reading from the
+// server (it resumes at half): bounds how far downloads run ahead of durability.
+constexpr size_t kMaxPendingCommits = 256;
 
 // Tests and operators may shorten the network timeout and the backoff base
 // (milliseconds). Defaults: 60 s and 30 s.
@@ -1026,6 +1029,12 @@ private:
             return;
         }
         ++commits_pending_;
+        // A fast server on a slow disk must not run arbitrarily far ahead of the group
+        // commits: stop reading while too many messages wait for theirs.
+        if (commits_pending_ >= kMaxPendingCommits && conn_ && !paused_for_commits_) {
+            paused_for_commits_ = true;
+            conn_->pause_reading();
+        }
         uint64_t bytes = e.total_bytes;
         auto self = shared_from_this();
         svc_.sync->wait(*ticket,
@@ -1050,7 +1059,7 @@ private:
         auto self = shared_from_this();
         std::string k = key;
         svc_.sync->wait(*ticket, [self, k, what](const store::Outcome& o) {
-            --self->commits_pending_;
+            self->commit_settled();
             if (!o.result) {
                 spdlog::error("poll account={} recording {} UIDL {} failed: {}", self->label_, what,
                               k, o.result.error().message);
@@ -1063,8 +1072,19 @@ private:
         svc_.sync->kick();
     }
 
-    void on_committed(const store::Outcome& o, uint64_t bytes) {
+    // One queued commit has its outcome: read from the server again once the backlog
+    // has halved.
+    void commit_settled() {
         --commits_pending_;
+        if (paused_for_commits_ && commits_pending_ <= kMaxPendingCommits / 2) {
+            paused_for_commits_ = false;
+            if (conn_)
+                conn_->resume_reading();
+        }
+    }
+
+    void on_committed(const store::Outcome& o, uint64_t bytes) {
+        commit_settled();
         if (o.result) {
             ++new_messages_;
             new_bytes_ += bytes;
@@ -1220,6 +1240,7 @@ private:
     size_t to_retrieve_ = 0;
     size_t ended_ = 0;
     size_t commits_pending_ = 0;
+    bool paused_for_commits_ = false;
     bool commit_failed_ = false;
     bool quit_sent_ = false;
     bool reported_ = false;

@@ -218,8 +218,9 @@ Store::~Store() {
                 if (op.fd >= 0) {
                     ::close(op.fd);
                     op.fd = -1;
-                    ::unlink((folder->dir / "tmp" / op.tmp_name).c_str());
                 }
+                if (op.kind == OpKind::Ingest && !op.tmp_name.empty())
+                    ::unlink((folder->dir / "tmp" / op.tmp_name).c_str());
             }
         }
     }
@@ -362,7 +363,18 @@ Result<Ticket> Store::commit_incoming(Incoming&& incoming, const Origin& origin,
     }
     PendingOp op;
     op.kind = OpKind::Ingest;
-    op.fd = std::exchange(incoming.fd_, -1);
+    // The file is closed now and reopened by the SyncJob for its fdatasync: a queued
+    // message must not hold a descriptor, or a fast upstream on a slow disk exhausts
+    // RLIMIT_NOFILE. fdatasync flushes the inode whatever descriptor wrote it, and (Linux
+    // >= 4.16) a writeback error not yet seen is reported to the new descriptor.
+    if (::close(std::exchange(incoming.fd_, -1)) != 0) {
+        int err = errno;
+        ::unlink(incoming.tmp_path_.c_str());
+        incoming.failed_ = true;
+        return make_error(Errc::Io,
+                          "close(" + incoming.tmp_path_.string() + "): " + std::strerror(err));
+    }
+    op.fd = -1;
     op.tmp_name = incoming.base_name_;
     MessageRecord& m = op.message;
     m.uid = folder.uid_reserved++;

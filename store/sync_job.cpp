@@ -196,10 +196,18 @@ void SyncJob::run_batch(Batch& batch, bool second_pass) {
         }
         if (op->kind == OpKind::Ingest) {
             fs::path p = tmp_dir / op->tmp_name;
+            if (op->fd < 0)
+                op->fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC);
             if (fault("message_fsync")) {
                 fail(*op, State::Failed, injected("message_fsync", p));
+            } else if (op->fd < 0) {
+                fail(*op, State::Failed, io_error("open", p, errno));
             } else if (::fdatasync(op->fd) != 0) {
                 fail(*op, State::Failed, io_error("fdatasync", p, errno));
+            }
+            if (op->fd >= 0) {
+                ::close(op->fd); // one descriptor at a time, whatever the group size
+                op->fd = -1;
             }
         } else if (op->kind == OpKind::Copy || op->kind == OpKind::Move) {
             // The source files were fdatasync'ed when they were committed; a link shares
