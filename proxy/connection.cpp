@@ -24,7 +24,8 @@ struct WriteReq {
 bool is_ip_literal(const std::string& host) {
     in6_addr a6{};
     in_addr a4{};
-    return inet_pton(AF_INET, host.c_str(), &a4) == 1 || inet_pton(AF_INET6, host.c_str(), &a6) == 1;
+    return inet_pton(AF_INET, host.c_str(), &a4) == 1 ||
+           inet_pton(AF_INET6, host.c_str(), &a6) == 1;
 }
 
 std::string openssl_error_text() {
@@ -213,18 +214,24 @@ void Connection::handle_plain(std::string_view data) {
         handler_->on_data(*this, data);
 }
 
+bool Connection::create_tls_session(SSL_CTX* ctx) {
+    ssl_ = SSL_new(ctx);
+    if (!ssl_) {
+        close("cannot create TLS session: " + openssl_error_text());
+        return false;
+    }
+    rbio_ = BIO_new(BIO_s_mem());
+    wbio_ = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl_, rbio_, wbio_); // the SSL now owns both BIOs
+    return true;
+}
+
 void Connection::start_tls_client(SSL_CTX* ctx, const std::string& host, bool verify) {
     if (closing_ || ssl_)
         return;
     tls_client_ = true;
-    ssl_ = SSL_new(ctx);
-    if (!ssl_) {
-        close("cannot create TLS session: " + openssl_error_text());
+    if (!create_tls_session(ctx))
         return;
-    }
-    rbio_ = BIO_new(BIO_s_mem());
-    wbio_ = BIO_new(BIO_s_mem());
-    SSL_set_bio(ssl_, rbio_, wbio_);
     SSL_set_connect_state(ssl_);
     bool ip = is_ip_literal(host);
     if (!ip && !host.empty())
@@ -245,14 +252,8 @@ void Connection::start_tls_server(SSL_CTX* ctx) {
     if (closing_ || ssl_)
         return;
     tls_client_ = false;
-    ssl_ = SSL_new(ctx);
-    if (!ssl_) {
-        close("cannot create TLS session: " + openssl_error_text());
+    if (!create_tls_session(ctx))
         return;
-    }
-    rbio_ = BIO_new(BIO_s_mem());
-    wbio_ = BIO_new(BIO_s_mem());
-    SSL_set_bio(ssl_, rbio_, wbio_);
     SSL_set_accept_state(ssl_);
 }
 

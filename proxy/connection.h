@@ -101,6 +101,8 @@ private:
     static void on_handle_closed(uv_handle_t* handle) noexcept;
     static void on_idle_timer(uv_timer_t* timer) noexcept;
 
+    // SSL object and memory BIOs for either role; false (and closing) on failure.
+    bool create_tls_session(SSL_CTX* ctx);
     void start_reading();
     void note_peer_address();
     void handle_plain(std::string_view data);

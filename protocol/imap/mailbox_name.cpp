@@ -1,5 +1,7 @@
 #include "protocol/imap/mailbox_name.h"
 
+#include "protocol/common/utf8.h"
+
 #include <cstdint>
 #include <vector>
 
@@ -25,24 +27,6 @@ int base64_value(char c) {
 
 bool is_direct(char32_t cp) {
     return cp >= 0x20 && cp <= 0x7e;
-}
-
-void append_utf8(std::string& out, char32_t cp) {
-    if (cp < 0x80) {
-        out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-        out.push_back(static_cast<char>(0xc0 | (cp >> 6)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-    } else if (cp < 0x10000) {
-        out.push_back(static_cast<char>(0xe0 | (cp >> 12)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-    } else {
-        out.push_back(static_cast<char>(0xf0 | (cp >> 18)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3f)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-    }
 }
 
 // Strict UTF-8 decoding: no overlongs, no surrogates, nothing above U+10FFFF.

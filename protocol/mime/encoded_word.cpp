@@ -1,5 +1,7 @@
 #include "protocol/mime/encoded_word.h"
 
+#include "protocol/common/utf8.h"
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -36,24 +38,6 @@ Charset lookup_charset(std::string_view name) {
     if (n == "windows-1252" || n == "cp1252" || n == "x-cp1252")
         return Charset::Cp1252;
     return Charset::Unknown;
-}
-
-void put_utf8(std::string& out, std::uint32_t cp) {
-    if (cp < 0x80) {
-        out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-        out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-        out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-        out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
 }
 
 // windows-1252 0x80..0x9F; the five unassigned bytes map to the C1 control of the same value.
@@ -96,7 +80,7 @@ std::string convert(std::string_view text, Charset cs) {
             cp = kCp1252High[c - 0x80];
         else if (cs == Charset::Latin9)
             cp = latin9(c);
-        put_utf8(out, cp);
+        append_utf8(out, cp);
     }
     return out;
 }
@@ -363,7 +347,7 @@ std::string fold_case(std::string_view s) {
             ++i;
             continue;
         }
-        put_utf8(out, fold_cp(cp));
+        append_utf8(out, fold_cp(cp));
         i += len;
     }
     return out;
