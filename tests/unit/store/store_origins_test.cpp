@@ -206,7 +206,8 @@ TEST_CASE("an alias of a seen-only origin is not stored either", "[store][origin
     sync(*s);
     REQUIRE(s->add_origin_alias("alice", Origin{"isp", "NEW"}, Origin{"isp", "OLD"}));
     sync(*s);
-    const OriginEntry* e = entry_of(origins(*s), "NEW");
+    const auto all = origins(*s); // entry_of points into it: keep it alive
+    const OriginEntry* e = entry_of(all, "NEW");
     REQUIRE(e);
     CHECK_FALSE(e->stored);
 }
