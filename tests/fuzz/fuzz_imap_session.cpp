@@ -96,6 +96,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (o.empty() && !session.input_blocked())
                 break;
             session.pump();
+            // Input held back by the output high-water mark runs inside pump(), so a LOGIN
+            // can succeed here rather than in feed().
+            if (!std::holds_alternative<NotAuthenticated>(session.state()) &&
+                !std::holds_alternative<LoggedOut>(session.state()))
+                ever_authed = true;
             FUZZ_CHECK(guard < 1'000'000);
             if (o.empty() && session.output_size() == 0)
                 break;
