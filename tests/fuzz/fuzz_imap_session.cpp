@@ -11,6 +11,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 
@@ -106,6 +108,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 break;
         }
     }
+    if (std::getenv("FUZZ_DUMP") != nullptr) // replaying one input: show the transcript
+        std::fprintf(stderr, "--- output (%zu bytes):\n%s\n---\n", output.size(), output.c_str());
     // Amplification: the fake INBOX has three messages of < 60 bytes, so one byte of a FETCH
     // sequence set ("1,") can produce at most a few hundred bytes.
     FUZZ_CHECK(output.size() <= 4096 + 512 * input.size());

@@ -132,7 +132,9 @@ void Session::finish_authenticate(const std::string& tag, std::string_view base6
 
 void Session::exec_starttls(const Command& cmd) {
     if (config_.tls_active || !config_.starttls_available) {
-        finish(cmd.tag, RespStatus::Bad, {}, "STARTTLS not available");
+        // Counts toward the bad-command limit like any other BAD: a pre-login client must
+        // not get unlimited BADs by repeating STARTTLS.
+        bad(cmd.tag, "STARTTLS not available");
         return;
     }
     finish(cmd.tag, RespStatus::Ok, {}, "Begin TLS negotiation now");

@@ -344,3 +344,15 @@ TEST_CASE("too many bad commands end the session with BYE, before and after logi
         CHECK(c.session.wants_close());
     }
 }
+
+TEST_CASE("STARTTLS on a listener without TLS counts toward the pre-login BAD limit") {
+    Client c(false);
+    c.send(repeat("t STARTTLS\r\n", 10));
+    std::size_t bads = 0;
+    for (std::size_t p = c.out.find("t BAD"); p != std::string::npos;
+         p = c.out.find("t BAD", p + 1))
+        ++bads;
+    CHECK(bads == 3u);
+    CHECK(has(c.out, "* BYE"));
+    CHECK(c.session.wants_close());
+}
