@@ -4,6 +4,8 @@
 # corpus in WORK_DIR/corpus (kept between runs). Fails on any crash, leak, timeout, OOM or
 # invariant violation; the reproducer is left in WORK_DIR/ and its path printed. To keep it as
 # a regression: copy it into tests/fuzz/regressions/<target>/ and report the bug.
+# The seed is fixed (FUZZ_SEED, default 1) so a CI run explores the same path every time;
+# exploration is the job of run_long.sh.
 set -uo pipefail
 bin=$1 seconds=$2 work=$3; shift 3
 name=$(basename "$bin")
@@ -18,7 +20,7 @@ case "$name" in
   fuzz_config) dict=(-dict="$here/dict/yaml.dict") ;;
   fuzz_mime) [ -f "$here/dict/mime.dict" ] && dict=(-dict="$here/dict/mime.dict") ;;
 esac
-"$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
+"$bin" -seed="${FUZZ_SEED:-1}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
   -print_final_stats=1 -artifact_prefix="$work/" "${dict[@]}" "$work/corpus" "${seeds[@]}" \
   >"$work/log.txt" 2>&1
 rc=$?
