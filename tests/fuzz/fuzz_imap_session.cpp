@@ -6,7 +6,8 @@
 // what the client sends. Invariants:
 //  - no crash, no sanitizer report, no unbounded loop;
 //  - output stays bounded relative to input (no amplification beyond a fixed factor);
-//  - at most max_bad_commands tagged BAD replies, then "* BYE" and wants_close();
+//  - at most max_bad_commands tagged BAD replies (counted afresh after a login, which raises
+//    the limit from 3 to 20), then "* BYE" and wants_close();
 //  - after wants_close() further input produces no output.
 
 #include <cstddef>
@@ -61,28 +62,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string out = session.take_output();
     FUZZ_CHECK(out.starts_with("* OK"));
 
-    std::size_t bad_allowed = config.pre_auth.max_bad_commands;
     if (logged_in) {
         session.feed(std::string_view("L LOGIN alice secret\r\nS SELECT INBOX\r\n"));
         std::string o = session.take_output();
         FUZZ_CHECK(o.find("L OK") != std::string::npos);
         FUZZ_CHECK(o.find("S OK") != std::string::npos);
-        bad_allowed = config.post_auth.max_bad_commands;
     }
-    // Login by the fuzzed input can raise the limit from 3 to 20 midway; take the larger.
-    bad_allowed = std::max<std::size_t>(bad_allowed, config.post_auth.max_bad_commands);
 
     std::string_view input(reinterpret_cast<const char*>(data) + 2, size - 2);
     popbridge::fuzz::Chunker chunks(input, data[1]);
     std::string output;
     bool closed = false;
-    bool ever_authed = logged_in;
     while (!chunks.done()) {
         auto c = chunks.next();
         session.feed(c);
-        if (!std::holds_alternative<NotAuthenticated>(session.state()) &&
-            !std::holds_alternative<LoggedOut>(session.state()))
-            ever_authed = true;
         if (closed) {
             FUZZ_CHECK(session.take_output().empty());
             continue;
@@ -98,11 +91,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (o.empty() && !session.input_blocked())
                 break;
             session.pump();
-            // Input held back by the output high-water mark runs inside pump(), so a LOGIN
-            // can succeed here rather than in feed().
-            if (!std::holds_alternative<NotAuthenticated>(session.state()) &&
-                !std::holds_alternative<LoggedOut>(session.state()))
-                ever_authed = true;
             FUZZ_CHECK(guard < 1'000'000);
             if (o.empty() && session.output_size() == 0)
                 break;
@@ -113,11 +101,31 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // Amplification: the fake INBOX has three messages of < 60 bytes, so one byte of a FETCH
     // sequence set ("1,") can produce at most a few hundred bytes.
     FUZZ_CHECK(output.size() <= 4096 + 512 * input.size());
-    FUZZ_CHECK(count_bad(output) <= bad_allowed);
-    if (count_bad(output) >= bad_allowed)
+    // A successful login resets the bad-command counter (the limit goes from 3 to 20), so
+    // count the BADs after the login reply separately from those before it.
+    // Before a login nothing can be fetched, so the first login reply is the real one.
+    std::string_view after_login = output;
+    if (!logged_in) {
+        std::size_t first = std::string::npos;
+        std::size_t len = 0;
+        for (std::string_view marker : {"] Logged in\r\n", "] Authenticated\r\n"}) {
+            if (auto p = output.find(marker); p < first) {
+                first = p;
+                len = marker.size();
+            }
+        }
+        if (first != std::string::npos)
+            after_login = std::string_view(output).substr(first + len);
+    }
+    const bool authed_here = after_login.size() != output.size();
+    const std::size_t bads = count_bad(after_login);
+    const std::size_t limit = (logged_in || authed_here) ? config.post_auth.max_bad_commands
+                                                         : config.pre_auth.max_bad_commands;
+    FUZZ_CHECK(bads <= limit);
+    if (bads >= limit)
         FUZZ_CHECK(closed);
-    // Never logged in: the pre-login limit (3) ends the session.
-    if (!ever_authed && count_bad(output) >= config.pre_auth.max_bad_commands)
-        FUZZ_CHECK(closed);
+    if (authed_here)
+        FUZZ_CHECK(count_bad(std::string_view(output).substr(
+                       0, output.size() - after_login.size())) < config.pre_auth.max_bad_commands);
     return 0;
 }
