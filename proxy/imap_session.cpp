@@ -79,8 +79,9 @@ void ImapSession::flush() {
         if (conn_->write_queue_size() > Connection::kHighWater)
             break;
         std::string out = session_.take_output();
-        if (!out.empty())
-            conn_->write(out);
+        bool wrote = !out.empty();
+        if (wrote)
+            conn_->write(std::move(out));
         if (session_.wants_close()) {
             conn_->close_after_flush("logout");
             return;
@@ -92,7 +93,7 @@ void ImapSession::flush() {
             session_.set_tls_active(true);
             spdlog::debug("imap starttls remote={}", conn_->remote_address());
         }
-        if (out.empty() || conn_->write_queue_size() > Connection::kHighWater)
+        if (!wrote || conn_->write_queue_size() > Connection::kHighWater)
             break;
         session_.pump(); // continue a long FETCH while the client keeps up
     }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -205,11 +206,8 @@ imap::Error read_error(int e) {
                        std::string("cannot read message: ") + std::strerror(e), false};
 }
 
-// Whole file; any thread.
-imap::Result<std::string> read_whole_file(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return tl::unexpected(read_error(errno));
+// Whole file from an open fd, which it closes; any thread.
+imap::Result<std::string> read_whole_fd(int fd) {
     std::string out;
     struct stat st {};
     if (::fstat(fd, &st) == 0 && st.st_size > 0)
@@ -232,6 +230,39 @@ imap::Result<std::string> read_whole_file(const std::string& path) {
     return out;
 }
 
+// Whole file; any thread.
+imap::Result<std::string> read_whole_file(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tl::unexpected(read_error(errno));
+    return read_whole_fd(fd);
+}
+
+// [offset, offset + max) of `fd` if the page cache holds all of it: preadv2(RWF_NOWAIT)
+// never waits for the disk, so the loop may call it. nullopt when some of it is not cached
+// (EAGAIN) or the kernel cannot tell; the caller then reads in the thread pool.
+std::optional<std::string> read_cached(int fd, std::uint64_t offset, std::size_t max) {
+    std::string out(max, '\0');
+    std::size_t got = 0;
+    while (got < max) {
+        iovec iov{out.data() + got, max - got};
+        ssize_t n = ::preadv2(fd, &iov, 1, static_cast<off_t>(offset + got), RWF_NOWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return std::nullopt;
+        if (n == 0)
+            break;
+        got += size_t(n);
+    }
+    out.resize(got);
+    return out;
+}
+
+// Messages up to this size are read on the loop when the page cache has them (a pool
+// round trip costs more than the copy); larger ones, and any not cached, in the pool.
+constexpr std::uint64_t kLoopReadMax = 256 * 1024;
+
 // A message file held open; pieces are read with pread() in the thread pool. The fd is
 // closed when the last holder (the session's FetchJob or a running read) lets go.
 class FileMessageSource final : public imap::MessageSource,
@@ -243,6 +274,11 @@ public:
     std::uint64_t size() const override { return size_; }
     void read(std::uint64_t offset, std::size_t max,
               std::function<void(imap::Result<std::string>)> done) override {
+        if (max <= kLoopReadMax)
+            if (auto cached = read_cached(fd_, offset, max)) {
+                done(std::move(*cached));
+                return;
+            }
         struct Job {
             imap::Result<std::string> result;
         };
@@ -300,9 +336,19 @@ void StoreBackend::read_message_async(std::uint32_t uid,
     auto path = svc_.store->message_path(user_, *selected_, uid);
     if (!path)
         return done(tl::unexpected(to_imap_error(path.error())));
+    // Small and cached: read now. Otherwise the pool reads it (from the fd opened here).
+    int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return done(tl::unexpected(read_error(errno)));
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && std::uint64_t(st.st_size) <= kLoopReadMax)
+        if (auto cached = read_cached(fd, 0, std::size_t(st.st_size) + 1)) {
+            ::close(fd);
+            return done(std::move(*cached));
+        }
     auto result = std::make_shared<imap::Result<std::string>>();
     uv::queue_work(
-        svc_.loop, [result, p = path->string()] { *result = read_whole_file(p); },
+        svc_.loop, [result, fd] { *result = read_whole_fd(fd); },
         [result, done = std::move(done), alive = alive_](bool ran) {
             if (!*alive)
                 return;

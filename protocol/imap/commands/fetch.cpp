@@ -383,17 +383,20 @@ Session::FetchStep Session::fetch_one(FetchJob& job, std::size_t index) {
         return FetchStep::Pending;
     }
 
-    std::string out = "* " + std::to_string(index + 1) + " FETCH (";
+    // Built straight into the output (nothing below can fail); after a streamed literal's
+    // header, into the suffix that follows its bytes.
+    std::string* out = &output_;
+    *out += "* " + std::to_string(index + 1) + " FETCH (";
     bool first = true;
     auto sep = [&] {
         if (!first)
-            out.push_back(' ');
+            out->push_back(' ');
         first = false;
     };
     // RFC 3501 6.4.8: UID FETCH responses always carry the UID.
     if (job.args.uid && !has(FetchItem::Uid)) {
         sep();
-        out += "UID " + std::to_string(m.uid);
+        *out += "UID " + std::to_string(m.uid);
     }
     std::optional<mime::Message> parsed; // points into *job.body
     bool streamed = false;
@@ -401,34 +404,34 @@ Session::FetchStep Session::fetch_one(FetchJob& job, std::size_t index) {
         switch (att.item) {
         case FetchItem::Flags:
             sep();
-            out += "FLAGS ";
-            write_flag_list(out, m.flags, m.keywords);
+            *out += "FLAGS ";
+            write_flag_list(*out, m.flags, m.keywords);
             continue;
         case FetchItem::ModSeq:
             sep();
-            out += "MODSEQ (" + std::to_string(m.modseq) + ")";
+            *out += "MODSEQ (" + std::to_string(m.modseq) + ")";
             continue;
         case FetchItem::Uid:
             sep();
-            out += "UID " + std::to_string(m.uid);
+            *out += "UID " + std::to_string(m.uid);
             continue;
         case FetchItem::Rfc822Size:
             sep();
-            out += "RFC822.SIZE " + std::to_string(m.size);
+            *out += "RFC822.SIZE " + std::to_string(m.size);
             continue;
         case FetchItem::InternalDate:
             sep();
-            out += "INTERNALDATE " + format_internal_date(m.internal_date, m.tz_offset_minutes);
+            *out += "INTERNALDATE " + format_internal_date(m.internal_date, m.tz_offset_minutes);
             continue;
         case FetchItem::Envelope:
         case FetchItem::BodyStructure:
         case FetchItem::Body:
             sep();
-            out += to_string(att.item);
-            out.push_back(' ');
-            out += att.item == FetchItem::Envelope        ? job.structure->envelope
-                   : att.item == FetchItem::BodyStructure ? job.structure->bodystructure
-                                                          : job.structure->body;
+            *out += to_string(att.item);
+            out->push_back(' ');
+            *out += att.item == FetchItem::Envelope        ? job.structure->envelope
+                    : att.item == FetchItem::BodyStructure ? job.structure->bodystructure
+                                                           : job.structure->body;
             continue;
         default:
             break;
@@ -443,10 +446,10 @@ Session::FetchStep Session::fetch_one(FetchJob& job, std::size_t index) {
                 len = std::min<std::uint64_t>(att.partial->length, size - off);
             }
             sep();
-            out += fetch_att_response_name(att);
-            out += " {" + std::to_string(len) + "}\r\n";
-            output_ += out;
-            out.clear();
+            *out += fetch_att_response_name(att);
+            *out += " {" + std::to_string(len) + "}\r\n";
+            job.stream_suffix.clear();
+            out = &job.stream_suffix;
             job.stream_pos = off;
             job.stream_end = off + len;
             streamed = true;
@@ -459,30 +462,28 @@ Session::FetchStep Session::fetch_one(FetchJob& job, std::size_t index) {
             data = data.substr(off, att.partial->length);
         }
         sep();
-        out += fetch_att_response_name(att);
-        out.push_back(' ');
-        write_literal(out, data);
+        *out += fetch_att_response_name(att);
+        out->push_back(' ');
+        write_literal(*out, data);
     }
     bool seen_now = std::binary_search(job.seen.begin(), job.seen.end(), m.uid);
     if (!has(FetchItem::Flags) && seen_now) {
         sep();
-        out += "FLAGS ";
-        write_flag_list(out, m.flags, m.keywords);
+        *out += "FLAGS ";
+        write_flag_list(*out, m.flags, m.keywords);
     }
     // RFC 7162 3.1.4.1: with CONDSTORE on, FETCH responses with FLAGS carry MODSEQ; and
     // CHANGEDSINCE implies MODSEQ.
     if (condstore_ && !has(FetchItem::ModSeq) &&
         (has(FetchItem::Flags) || seen_now || job.args.changed_since)) {
         sep();
-        out += "MODSEQ (" + std::to_string(m.modseq) + ")";
+        *out += "MODSEQ (" + std::to_string(m.modseq) + ")";
     }
-    out += ")\r\n";
+    *out += ")\r\n";
     if (streamed) {
-        job.stream_suffix = std::move(out);
         job.streaming = true;
         return FetchStep::Streaming;
     }
-    output_ += out;
     return FetchStep::Done;
 }
 
