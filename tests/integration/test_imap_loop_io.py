@@ -196,8 +196,12 @@ class LoopIoTest(unittest.TestCase):
             self.assertLess(max(lat), 1.5, lat)
             stalled = vm_hwm_kib(pid) - before
             harness.log(f"VmHWM growth while A stalls: {stalled} KiB")
-            self.assertLess(stalled, BIG_BYTES // 1024 // 4,
-                            "the 40 MB body is held in memory instead of streamed")
+            # Under ASan freed chunks stay in its quarantine, so RSS follows the bytes
+            # allocated, not the bytes held: the memory bound is checked in normal builds.
+            check_memory = not harness.SANITIZER_CHECK
+            if check_memory:
+                self.assertLess(stalled, BIG_BYTES // 1024 // 4,
+                                "the 40 MB body is held in memory instead of streamed")
             tagged, untagged, literals = a.response(tag)
             self.assertIn(b" OK ", tagged)
             self.assertEqual(len(literals), 1)
@@ -206,7 +210,8 @@ class LoopIoTest(unittest.TestCase):
                              hashlib.sha256(self.big).hexdigest())
             grown = vm_hwm_kib(pid) - before
             harness.log(f"VmHWM growth after the whole 40 MB BODY[]: {grown} KiB")
-            self.assertLess(grown, BIG_BYTES // 1024 // 4)
+            if check_memory:
+                self.assertLess(grown, BIG_BYTES // 1024 // 4)
             # A partial fetch of the streamed body: same bytes as the slice.
             _, _, lit = a.command(f"UID FETCH {uid} (BODY.PEEK[]<{BIG_BYTES - 100}.500>)")
             self.assertEqual(lit[0], self.big[BIG_BYTES - 100:BIG_BYTES + 400])
