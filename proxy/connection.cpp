@@ -348,6 +348,16 @@ void Connection::write(std::string_view data) {
     flush_tls_output();
 }
 
+void Connection::write(std::string&& data) {
+    if (ssl_) {
+        write(std::string_view(data));
+        return;
+    }
+    if (closing_ || flush_close_ || data.empty())
+        return;
+    raw_write(std::move(data));
+}
+
 void Connection::raw_write(std::string data) {
     if (!tcp_open_ || data.empty())
         return;

@@ -66,6 +66,8 @@ public:
     // Queues bytes for the peer (encrypted when TLS is active; held until the handshake
     // is done). Ignored once closing.
     void write(std::string_view data);
+    // The same, taking the bytes without a copy when the connection is plain.
+    void write(std::string&& data);
     // Bytes queued but not yet written to the socket.
     size_t write_queue_size() const { return queued_bytes_; }
 

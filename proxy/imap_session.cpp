@@ -74,9 +74,14 @@ void ImapSession::flush() {
     if (!conn_ || conn_->closing())
         return;
     for (;;) {
+        // While the socket is behind, output stays in the session: it then generates no
+        // more (output_high_water), so a streamed BODY[] never piles up here.
+        if (conn_->write_queue_size() > Connection::kHighWater)
+            break;
         std::string out = session_.take_output();
-        if (!out.empty())
-            conn_->write(out);
+        bool wrote = !out.empty();
+        if (wrote)
+            conn_->write(std::move(out));
         if (session_.wants_close()) {
             conn_->close_after_flush("logout");
             return;
@@ -88,7 +93,7 @@ void ImapSession::flush() {
             session_.set_tls_active(true);
             spdlog::debug("imap starttls remote={}", conn_->remote_address());
         }
-        if (out.empty() || conn_->write_queue_size() >= Connection::kHighWater)
+        if (!wrote || conn_->write_queue_size() > Connection::kHighWater)
             break;
         session_.pump(); // continue a long FETCH while the client keeps up
     }
@@ -103,7 +108,7 @@ void ImapSession::flush() {
         authenticated_ = true;
         conn_->set_idle_timeout(options_.autologout);
     }
-    if (session_.input_blocked() || conn_->write_queue_size() >= Connection::kHighWater)
+    if (session_.input_blocked() || conn_->write_queue_size() > Connection::kHighWater)
         conn_->pause_reading();
     else
         conn_->resume_reading();

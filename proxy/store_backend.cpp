@@ -1,6 +1,8 @@
 #include "proxy/store_backend.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -195,22 +197,21 @@ imap::Result<imap::MailboxSnapshot> StoreBackend::select(std::string_view mailbo
     return snap;
 }
 
-imap::Result<std::string> StoreBackend::read_message(std::uint32_t uid) {
-    if (!selected_)
-        return imap::make_error(imap::StorageErrc::NotFound, "no mailbox selected");
-    auto path = svc_.store->message_path(user_, *selected_, uid);
-    if (!path)
-        return tl::unexpected(to_imap_error(path.error()));
-    // Small synchronous read from the page cache; large messages should move to the thread
-    // pool with streaming output (see NOTES).
-    int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return imap::make_error(imap::StorageErrc::Expunged, "message is gone");
-        return imap::make_error(imap::StorageErrc::Unavailable,
-                                std::string("cannot read message: ") + std::strerror(errno));
-    }
+namespace {
+
+imap::Error read_error(int e) {
+    if (e == ENOENT)
+        return imap::Error{imap::StorageErrc::Expunged, "message is gone", false};
+    return imap::Error{imap::StorageErrc::Unavailable,
+                       std::string("cannot read message: ") + std::strerror(e), false};
+}
+
+// Whole file from an open fd, which it closes; any thread.
+imap::Result<std::string> read_whole_fd(int fd) {
     std::string out;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && st.st_size > 0)
+        out.reserve(static_cast<std::size_t>(st.st_size));
     char buf[64 * 1024];
     for (;;) {
         ssize_t n = ::read(fd, buf, sizeof buf);
@@ -219,8 +220,7 @@ imap::Result<std::string> StoreBackend::read_message(std::uint32_t uid) {
         if (n < 0) {
             int e = errno;
             ::close(fd);
-            return imap::make_error(imap::StorageErrc::Unavailable,
-                                    std::string("cannot read message: ") + std::strerror(e));
+            return tl::unexpected(read_error(e));
         }
         if (n == 0)
             break;
@@ -228,6 +228,134 @@ imap::Result<std::string> StoreBackend::read_message(std::uint32_t uid) {
     }
     ::close(fd);
     return out;
+}
+
+// Whole file; any thread.
+imap::Result<std::string> read_whole_file(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tl::unexpected(read_error(errno));
+    return read_whole_fd(fd);
+}
+
+// [offset, offset + max) of `fd` if the page cache holds all of it: preadv2(RWF_NOWAIT)
+// never waits for the disk, so the loop may call it. nullopt when some of it is not cached
+// (EAGAIN) or the kernel cannot tell; the caller then reads in the thread pool.
+std::optional<std::string> read_cached(int fd, std::uint64_t offset, std::size_t max) {
+    std::string out(max, '\0');
+    std::size_t got = 0;
+    while (got < max) {
+        iovec iov{out.data() + got, max - got};
+        ssize_t n = ::preadv2(fd, &iov, 1, static_cast<off_t>(offset + got), RWF_NOWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return std::nullopt;
+        if (n == 0)
+            break;
+        got += size_t(n);
+    }
+    out.resize(got);
+    return out;
+}
+
+// Messages up to this size are read on the loop when the page cache has them (a pool
+// round trip costs more than the copy); larger ones, and any not cached, in the pool.
+constexpr std::uint64_t kLoopReadMax = 256 * 1024;
+
+// A message file held open; pieces are read with pread() in the thread pool. The fd is
+// closed when the last holder (the session's FetchJob or a running read) lets go.
+class FileMessageSource final : public imap::MessageSource,
+                                public std::enable_shared_from_this<FileMessageSource> {
+public:
+    FileMessageSource(uv_loop_t* loop, int fd, std::uint64_t size)
+        : loop_(loop), fd_(fd), size_(size) {}
+    ~FileMessageSource() override { ::close(fd_); }
+    std::uint64_t size() const override { return size_; }
+    void read(std::uint64_t offset, std::size_t max,
+              std::function<void(imap::Result<std::string>)> done) override {
+        if (max <= kLoopReadMax)
+            if (auto cached = read_cached(fd_, offset, max)) {
+                done(std::move(*cached));
+                return;
+            }
+        struct Job {
+            imap::Result<std::string> result;
+        };
+        auto job = std::make_shared<Job>();
+        auto self = shared_from_this();
+        uv::queue_work(
+            loop_,
+            [self, job, offset, max] {
+                std::string out(max, '\0');
+                std::size_t got = 0;
+                while (got < max) {
+                    ssize_t n = ::pread(self->fd_, out.data() + got, max - got,
+                                        static_cast<off_t>(offset + got));
+                    if (n < 0 && errno == EINTR)
+                        continue;
+                    if (n < 0) {
+                        job->result = tl::unexpected(read_error(errno));
+                        return;
+                    }
+                    if (n == 0)
+                        break;
+                    got += size_t(n);
+                }
+                out.resize(got);
+                job->result = std::move(out);
+            },
+            [job, done = std::move(done)](bool ran) {
+                if (!ran)
+                    job->result = imap::make_error(imap::StorageErrc::Unavailable, "shutting down");
+                done(std::move(job->result));
+            });
+    }
+
+private:
+    uv_loop_t* loop_;
+    int fd_;
+    std::uint64_t size_;
+};
+
+} // namespace
+
+imap::Result<std::string> StoreBackend::read_message(std::uint32_t uid) {
+    if (!selected_)
+        return imap::make_error(imap::StorageErrc::NotFound, "no mailbox selected");
+    auto path = svc_.store->message_path(user_, *selected_, uid);
+    if (!path)
+        return tl::unexpected(to_imap_error(path.error()));
+    return read_whole_file(path->string());
+}
+
+void StoreBackend::read_message_async(std::uint32_t uid,
+                                      std::function<void(imap::Result<std::string>)> done) {
+    if (!selected_)
+        return done(imap::make_error(imap::StorageErrc::NotFound, "no mailbox selected"));
+    auto path = svc_.store->message_path(user_, *selected_, uid);
+    if (!path)
+        return done(tl::unexpected(to_imap_error(path.error())));
+    // Small and cached: read now. Otherwise the pool reads it (from the fd opened here).
+    int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return done(tl::unexpected(read_error(errno)));
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && std::uint64_t(st.st_size) <= kLoopReadMax)
+        if (auto cached = read_cached(fd, 0, std::size_t(st.st_size) + 1)) {
+            ::close(fd);
+            return done(std::move(*cached));
+        }
+    auto result = std::make_shared<imap::Result<std::string>>();
+    uv::queue_work(
+        svc_.loop, [result, fd] { *result = read_whole_fd(fd); },
+        [result, done = std::move(done), alive = alive_](bool ran) {
+            if (!*alive)
+                return;
+            if (!ran)
+                *result = imap::make_error(imap::StorageErrc::Unavailable, "shutting down");
+            done(std::move(*result));
+        });
 }
 
 imap::Result<std::shared_ptr<const imap::MessageStructure>>
@@ -254,6 +382,173 @@ StoreBackend::message_structure(std::uint32_t uid, const std::string* loaded) {
                      user_, selected_name_, uid, loaded->size());
     cache.insert(key, computed);
     return computed;
+}
+
+void StoreBackend::message_structure_async(
+    std::uint32_t uid, std::shared_ptr<const std::string> loaded,
+    std::function<void(imap::Result<std::shared_ptr<const imap::MessageStructure>>)> done) {
+    if (!selected_)
+        return done(imap::make_error(imap::StorageErrc::NotFound, "no mailbox selected"));
+    imap::StructureKey key{user_, *selected_, selected_uid_validity_, uid};
+    if (auto hit = shared_structure_cache().find(key))
+        return done(hit);
+    std::string path;
+    if (!loaded) {
+        auto p = svc_.store->message_path(user_, *selected_, uid);
+        if (!p)
+            return done(tl::unexpected(to_imap_error(p.error())));
+        path = p->string();
+    }
+    struct Job {
+        imap::Result<std::shared_ptr<const imap::MessageStructure>> result;
+        std::uint64_t size = 0;
+    };
+    auto job = std::make_shared<Job>();
+    uv::queue_work(
+        svc_.loop,
+        [job, loaded, path] {
+            imap::Result<std::string> read;
+            const std::string* bytes = loaded.get();
+            if (bytes == nullptr) {
+                read = read_whole_file(path);
+                if (!read) {
+                    job->result = tl::unexpected(read.error());
+                    return;
+                }
+                bytes = &*read;
+            }
+            job->size = bytes->size();
+            job->result = std::make_shared<const imap::MessageStructure>(
+                imap::compute_message_structure(*bytes));
+        },
+        [job, key, done = std::move(done), alive = alive_, user = user_, name = selected_name_,
+         uid](bool ran) {
+            if (!ran)
+                job->result = imap::make_error(imap::StorageErrc::Unavailable, "shutting down");
+            if (job->result) {
+                if ((*job->result)->truncated)
+                    spdlog::warn("imap mime user={} mailbox={} uid={} size={}: MIME limits "
+                                 "reached, structure cut (BODY[] is still served whole)",
+                                 user, name, uid, job->size);
+                shared_structure_cache().insert(key, *job->result);
+            }
+            if (*alive)
+                done(std::move(job->result));
+        });
+}
+
+void StoreBackend::open_message(
+    std::uint32_t uid,
+    std::function<void(imap::Result<std::shared_ptr<imap::MessageSource>>)> done) {
+    if (!selected_)
+        return done(imap::make_error(imap::StorageErrc::NotFound, "no mailbox selected"));
+    auto path = svc_.store->message_path(user_, *selected_, uid);
+    if (!path)
+        return done(tl::unexpected(to_imap_error(path.error())));
+    struct Job {
+        int fd = -1;
+        std::uint64_t size = 0;
+        int error = 0;
+    };
+    auto job = std::make_shared<Job>();
+    uv::queue_work(
+        svc_.loop,
+        [job, p = path->string()] {
+            job->fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+            if (job->fd < 0) {
+                job->error = errno;
+                return;
+            }
+            struct stat st {};
+            if (::fstat(job->fd, &st) != 0) {
+                job->error = errno;
+                ::close(job->fd);
+                job->fd = -1;
+                return;
+            }
+            job->size = static_cast<std::uint64_t>(st.st_size);
+        },
+        [job, loop = svc_.loop, done = std::move(done), alive = alive_](bool ran) {
+            std::shared_ptr<imap::MessageSource> source;
+            if (job->fd >= 0)
+                source = std::make_shared<FileMessageSource>(loop, job->fd, job->size);
+            if (!*alive)
+                return; // `source` closes the file
+            if (source)
+                done(std::move(source));
+            else if (!ran)
+                done(imap::make_error(imap::StorageErrc::Unavailable, "shutting down"));
+            else
+                done(tl::unexpected(read_error(job->error)));
+        });
+}
+
+void StoreBackend::scan_messages(std::vector<std::uint32_t> uids, imap::ScanTest test,
+                                 std::function<void(std::vector<bool>)> done) {
+    // Paths are looked up now, on the loop (the index is loop-only); a message expunged
+    // meanwhile fails to open and is tested without content. The pool works through the
+    // list in batches, one at a time, so one SEARCH takes one pool thread.
+    struct Scan {
+        std::vector<std::string> paths; // empty: not in the store
+        imap::ScanTest test;
+        std::vector<bool> verdicts;
+        std::size_t next = 0;
+        std::function<void(std::vector<bool>)> done;
+    };
+    auto scan = std::make_shared<Scan>();
+    scan->paths.reserve(uids.size());
+    for (std::uint32_t uid : uids) {
+        std::string path;
+        if (selected_)
+            if (auto p = svc_.store->message_path(user_, *selected_, uid))
+                path = p->string();
+        scan->paths.push_back(std::move(path));
+    }
+    scan->test = std::move(test);
+    scan->verdicts.assign(uids.size(), false);
+    scan->done = std::move(done);
+    auto step = std::make_shared<std::function<void()>>();
+    *step = [scan, step_weak = std::weak_ptr<std::function<void()>>(step), loop = svc_.loop,
+             alive = alive_] {
+        if (!*alive)
+            return;
+        if (scan->next >= scan->paths.size()) {
+            scan->done(std::move(scan->verdicts));
+            return;
+        }
+        auto step = step_weak.lock();
+        uv::queue_work(
+            loop,
+            [scan] {
+                std::uint64_t bytes_read = 0;
+                while (scan->next < scan->paths.size() && bytes_read < kScanBatchBytes) {
+                    std::size_t i = scan->next++;
+                    std::optional<std::string> bytes;
+                    bool tried = false;
+                    std::function<std::string*()> load = [&]() -> std::string* {
+                        if (!tried) {
+                            tried = true;
+                            if (!scan->paths[i].empty())
+                                if (auto r = read_whole_file(scan->paths[i])) {
+                                    bytes = std::move(*r);
+                                    bytes_read += bytes->size();
+                                }
+                        }
+                        return bytes ? &*bytes : nullptr;
+                    };
+                    scan->verdicts[i] = scan->test(i, load);
+                    bytes_read += 1024; // bounds a batch of messages that need no read
+                }
+            },
+            [scan, step, alive](bool ran) {
+                if (!*alive)
+                    return;
+                if (!ran)
+                    scan->next = scan->paths.size();
+                (*step)();
+            });
+    };
+    (*step)();
 }
 
 void StoreBackend::store_flags(std::vector<std::uint32_t> uids, imap::FlagOp op,

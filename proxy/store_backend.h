@@ -53,6 +53,21 @@ public:
     // From shared_structure_cache(), computed (and logged when a MIME limit cut it) on a miss.
     protocol::imap::Result<std::shared_ptr<const protocol::imap::MessageStructure>>
     message_structure(std::uint32_t uid, const std::string* loaded) override;
+    // The same in the thread pool (DESIGN.md "Concurrency"): the file is read (and parsed)
+    // there, the structure cache is used and filled on the loop.
+    void read_message_async(std::uint32_t uid,
+                            std::function<void(protocol::imap::Result<std::string>)> done) override;
+    void message_structure_async(
+        std::uint32_t uid, std::shared_ptr<const std::string> loaded,
+        std::function<
+            void(protocol::imap::Result<std::shared_ptr<const protocol::imap::MessageStructure>>)>
+            done) override;
+    void open_message(
+        std::uint32_t uid,
+        std::function<void(protocol::imap::Result<std::shared_ptr<protocol::imap::MessageSource>>)>
+            done) override;
+    void scan_messages(std::vector<std::uint32_t> uids, protocol::imap::ScanTest test,
+                       std::function<void(std::vector<bool>)> done) override;
     void store_flags(std::vector<std::uint32_t> uids, protocol::imap::FlagOp op,
                      std::uint32_t flags, std::vector<std::string> keywords,
                      std::function<void(protocol::imap::Result<void>)> done) override;
@@ -109,6 +124,10 @@ private:
 inline constexpr std::uint64_t kLoginFailureDelayMs = 1500;
 std::uint64_t login_failures_for_user(const std::string& user);
 std::uint64_t login_failures_for_remote(const std::string& remote);
+
+// A SEARCH on message content reads about this much per thread-pool job before it yields
+// back to the loop (and the next batch is queued behind other pool work).
+inline constexpr std::uint64_t kScanBatchBytes = 8 * 1024 * 1024;
 
 // ENVELOPE / BODYSTRUCTURE / BODY of every session of the process, bounded by bytes
 // (kStructureCacheBytes), keyed by user, folder id, UIDVALIDITY and UID. Loop thread only.

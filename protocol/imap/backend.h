@@ -15,6 +15,7 @@
 //  - Failures use the neutral StorageErrc; the session maps them to IMAP with
 //    imap_response_for() (response.h).
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -83,6 +84,40 @@ struct StoreResult {
     std::vector<std::uint32_t> modified; // ascending
 };
 
+// One stored message held open for reading in pieces (FETCH BODY[] of a large message is
+// streamed from it, never held whole). Reads run off the loop in a real backend; `done` runs
+// on the loop thread, exactly once, possibly before read() returns. The bytes stay readable
+// while the object lives, even if the message is expunged meanwhile.
+class MessageSource {
+public:
+    virtual ~MessageSource() = default;
+    virtual std::uint64_t size() const = 0;
+    // Up to `max` bytes from `offset` (fewer only at the end of the message).
+    virtual void read(std::uint64_t offset, std::size_t max,
+                      std::function<void(Result<std::string>)> done) = 0;
+};
+
+// A MessageSource over bytes already in memory (the default Backend::open_message, tests).
+class StringMessageSource final : public MessageSource {
+public:
+    explicit StringMessageSource(std::string bytes) : bytes_(std::move(bytes)) {}
+    std::uint64_t size() const override { return bytes_.size(); }
+    void read(std::uint64_t offset, std::size_t max,
+              std::function<void(Result<std::string>)> done) override {
+        std::size_t off = static_cast<std::size_t>(std::min<std::uint64_t>(offset, bytes_.size()));
+        done(bytes_.substr(off, max));
+    }
+
+private:
+    std::string bytes_;
+};
+
+// SEARCH over message content (Backend::scan_messages). Called on a worker thread with
+// the index into the scanned list and a loader that reads the message at most once
+// (nullptr when it cannot be read, e.g. expunged meanwhile; the test may move the bytes
+// out). It must touch only data it owns (copies); it never sees the session.
+using ScanTest = std::function<bool(std::size_t index, const std::function<std::string*()>& load)>;
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -112,6 +147,54 @@ public:
         if (!bytes)
             return tl::unexpected(bytes.error());
         return std::make_shared<const MessageStructure>(compute_message_structure(*bytes));
+    }
+
+    // ---- the same off the loop (DESIGN.md "Concurrency") ----
+    // The session uses these; `done` runs exactly once on the loop thread, before the call
+    // returns or later (a real backend reads in the thread pool). The defaults call the
+    // synchronous versions above at once.
+
+    // read_message() off the loop.
+    virtual void read_message_async(std::uint32_t uid,
+                                    std::function<void(Result<std::string>)> done) {
+        done(read_message(uid));
+    }
+    // message_structure() off the loop; `loaded` as there (shared so a worker may parse it).
+    virtual void message_structure_async(
+        std::uint32_t uid, std::shared_ptr<const std::string> loaded,
+        std::function<void(Result<std::shared_ptr<const MessageStructure>>)> done) {
+        done(message_structure(uid, loaded.get()));
+    }
+    // Opens a message for reading in pieces (streamed FETCH BODY[]).
+    virtual void open_message(std::uint32_t uid,
+                              std::function<void(Result<std::shared_ptr<MessageSource>>)> done) {
+        auto bytes = read_message(uid);
+        if (!bytes)
+            done(tl::unexpected(bytes.error()));
+        else
+            done(std::shared_ptr<MessageSource>(
+                std::make_shared<StringMessageSource>(std::move(*bytes))));
+    }
+    // Runs `test` over the messages `uids` of the selected mailbox (SEARCH on content) and
+    // gives back one verdict per uid, in order. A real backend runs it in the thread pool in
+    // batches; a message that cannot be read is tested with a loader that returns nullptr.
+    virtual void scan_messages(std::vector<std::uint32_t> uids, ScanTest test,
+                               std::function<void(std::vector<bool>)> done) {
+        std::vector<bool> verdicts(uids.size());
+        for (std::size_t i = 0; i < uids.size(); ++i) {
+            std::optional<std::string> bytes;
+            bool tried = false;
+            std::function<std::string*()> load = [&]() -> std::string* {
+                if (!tried) {
+                    tried = true;
+                    if (auto r = read_message(uids[i]))
+                        bytes = std::move(*r);
+                }
+                return bytes ? &*bytes : nullptr;
+            };
+            verdicts[i] = test(i, load);
+        }
+        done(std::move(verdicts));
     }
 
     // Changes flags of messages in the selected mailbox. `done` runs once the change is

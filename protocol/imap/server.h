@@ -42,9 +42,13 @@ struct SessionConfig {
     Limits pre_auth = kPreAuthLimits;
     Limits post_auth = post_auth_limits();
     std::size_t output_high_water = 256 * 1024; // stop generating output above this
-    bool tls_active = false;                    // connection already encrypted (port 993)
-    bool allow_plaintext_login = false;         // allow LOGIN without TLS (tests, loopback)
-    bool starttls_available = false;            // the proxy can start TLS on this connection
+    // FETCH BODY[] of a message at least this large is streamed from the file in pieces of
+    // stream_chunk bytes as the client reads, instead of being read whole first.
+    std::uint64_t stream_min = 256 * 1024;
+    std::size_t stream_chunk = 128 * 1024;
+    bool tls_active = false;            // connection already encrypted (port 993)
+    bool allow_plaintext_login = false; // allow LOGIN without TLS (tests, loopback)
+    bool starttls_available = false;    // the proxy can start TLS on this connection
     std::string greeting = "popbridge ready";
 };
 
@@ -133,6 +137,28 @@ private:
         std::size_t index = 0;           // next message index (0-based) within it
         bool started = false;            // `index` was positioned for `range`
         std::vector<std::uint32_t> seen; // UIDs whose \Seen this FETCH set (sorted)
+        // The message being fetched while its bytes or structure load off the loop: it is
+        // built again from `current` once they arrive.
+        std::optional<std::size_t> current;
+        std::uint32_t loaded_uid = 0; // what body/structure/source/load_error belong to
+        std::shared_ptr<const std::string> body;
+        std::shared_ptr<const MessageStructure> structure;
+        std::shared_ptr<MessageSource> source;
+        std::optional<Error> load_error;
+        bool waiting = false; // a backend load is pending; it resumes the job
+        // A literal streamed from `source` (BODY[] of a large message): bytes
+        // [stream_pos, stream_end) still to send, then `stream_suffix` ends the response.
+        bool streaming = false;
+        std::uint64_t stream_pos = 0;
+        std::uint64_t stream_end = 0;
+        std::string stream_suffix;
+    };
+    enum class FetchStep {
+        Done,      // the response is written
+        Gone,      // the message vanished: left out (its EXPUNGE comes later)
+        Failed,    // the tagged answer is written, the FETCH is over
+        Pending,   // a load is pending (or was answered at once: call again)
+        Streaming, // the response continues from `source`
     };
 
     void process();
@@ -155,7 +181,11 @@ private:
     void exec_fetch(const Command& cmd, FetchArgs args);
     std::optional<std::size_t> next_fetch_index(FetchJob& job) const;
     void continue_fetch();
-    bool fetch_one(FetchJob& job, std::size_t index);
+    FetchStep fetch_one(FetchJob& job, std::size_t index);
+    void stream_step();
+    void resume_after_load();
+    void finish_search(const std::string& tag, const SearchArgs& args, bool uses_modseq,
+                       const std::vector<std::uint32_t>& hits, std::uint64_t max_modseq);
 
     void exec_enable(const Command& cmd, const EnableArgs& args);
     void exec_namespace(const Command& cmd);
@@ -195,6 +225,7 @@ private:
     bool processing_ = false; // inside process(): re-entrant calls return at once
     bool current_allows_expunge_ = true;
     std::optional<FetchJob> fetch_;
+    std::uint64_t fetch_gen_ = 0;         // tells a late load callback that its FetchJob is gone
     bool condstore_ = false;              // CONDSTORE enabled (RFC 7162 3.1)
     bool qresync_ = false;                // QRESYNC enabled (RFC 7162 3.2)
     std::optional<std::string> idle_tag_; // inside IDLE: tag of the IDLE command

@@ -134,6 +134,7 @@ void Session::exec_fetch(const Command& cmd, FetchArgs args) {
     }
     if (unseen.empty()) {
         fetch_ = std::move(*job);
+        ++fetch_gen_;
         return; // process() runs it in batches
     }
 
@@ -163,6 +164,7 @@ void Session::exec_fetch(const Command& cmd, FetchArgs args) {
                 }
                 job->seen = std::move(uids);
                 fetch_ = std::move(*job);
+                ++fetch_gen_;
             }
             after_async();
         });
@@ -195,153 +197,294 @@ std::optional<std::size_t> Session::next_fetch_index(FetchJob& job) const {
 }
 
 void Session::continue_fetch() {
-    while (fetch_ && output_.size() < config_.output_high_water) {
-        auto idx = next_fetch_index(*fetch_);
-        if (!idx) {
-            std::string tag = std::move(fetch_->tag);
-            bool uid = fetch_->args.uid;
+    while (fetch_ && !fetch_->waiting && output_.size() < config_.output_high_water) {
+        FetchJob& job = *fetch_;
+        if (job.streaming) {
+            stream_step();
+            continue;
+        }
+        std::size_t idx = 0;
+        if (job.current) {
+            idx = *job.current;
+        } else {
+            auto next = next_fetch_index(job);
+            if (!next) {
+                std::string tag = std::move(job.tag);
+                bool uid = job.args.uid;
+                fetch_.reset();
+                finish(tag, RespStatus::Ok, {}, uid ? "UID FETCH completed" : "FETCH completed");
+                return;
+            }
+            idx = *next;
+            if (job.args.changed_since) {
+                const auto& m = std::get<Selected>(state_).snapshot.messages[idx];
+                if (m.modseq <= *job.args.changed_since)
+                    continue;
+            }
+            job.current = idx;
+        }
+        FetchStep step = fetch_one(job, idx);
+        if (step == FetchStep::Failed) {
             fetch_.reset();
-            finish(tag, RespStatus::Ok, {}, uid ? "UID FETCH completed" : "FETCH completed");
             return;
         }
-        if (fetch_->args.changed_since) {
-            const auto& m = std::get<Selected>(state_).snapshot.messages[*idx];
-            if (m.modseq <= *fetch_->args.changed_since)
-                continue;
-        }
-        if (!fetch_one(*fetch_, *idx)) {
-            fetch_.reset();
-            return;
-        }
+        if (step == FetchStep::Pending)
+            continue; // waits, or goes on at once when the load was answered synchronously
+        job.current.reset();
+        job.loaded_uid = 0;
+        job.body.reset();
+        job.structure.reset();
+        job.load_error.reset();
+        if (step != FetchStep::Streaming)
+            job.source.reset();
     }
 }
 
-bool Session::fetch_one(FetchJob& job, std::size_t index) {
+void Session::resume_after_load() {
+    if (processing_)
+        return; // answered from inside continue_fetch(): its loop goes on
+    process();
+    if ((!output_.empty() || closing_) && output_cb_ && !processing_)
+        output_cb_();
+}
+
+void Session::stream_step() {
+    FetchJob& job = *fetch_;
+    if (job.stream_pos >= job.stream_end) {
+        output_ += job.stream_suffix;
+        job.stream_suffix.clear();
+        job.streaming = false;
+        job.source.reset();
+        return;
+    }
+    std::size_t want = static_cast<std::size_t>(
+        std::min<std::uint64_t>(config_.stream_chunk, job.stream_end - job.stream_pos));
+    job.waiting = true;
+    std::weak_ptr<int> alive = alive_;
+    std::uint64_t gen = fetch_gen_;
+    std::shared_ptr<MessageSource> source = job.source; // kept open while the read runs
+    source->read(job.stream_pos, want, [this, alive, gen, want, source](Result<std::string> r) {
+        if (alive.expired() || !fetch_ || fetch_gen_ != gen || !fetch_->waiting)
+            return;
+        FetchJob& job = *fetch_;
+        job.waiting = false;
+        if (!r || r->empty() || r->size() > want) {
+            // The literal's size is promised already: the response cannot be completed.
+            fetch_.reset();
+            if (std::holds_alternative<Selected>(state_))
+                backend_.unselect();
+            state_ = LoggedOut{};
+            closing_ = true;
+        } else {
+            job.stream_pos += r->size();
+            output_ += *r;
+        }
+        resume_after_load();
+    });
+}
+
+Session::FetchStep Session::fetch_one(FetchJob& job, std::size_t index) {
     const MessageMeta& m = std::get<Selected>(state_).snapshot.messages[index];
-    std::string out = "* " + std::to_string(index + 1) + " FETCH (";
-    bool first = true;
-    auto sep = [&] {
-        if (!first)
-            out.push_back(' ');
-        first = false;
-    };
+    if (job.loaded_uid != m.uid) {
+        job.loaded_uid = m.uid;
+        job.body.reset();
+        job.structure.reset();
+        job.source.reset();
+        job.load_error.reset();
+    }
     const auto& atts = job.args.atts;
     auto has = [&](FetchItem item) {
         return std::any_of(atts.begin(), atts.end(),
                            [item](const FetchAtt& a) { return a.item == item; });
     };
+    // The bytes a FETCH needs are loaded off the loop before the response is built (`out` is
+    // rebuilt from scratch each time this runs for the message): the whole message for
+    // sections, the structure for ENVELOPE/BODYSTRUCTURE/BODY, or an open source when the
+    // only bytes item is the whole message of a large one (streamed, never held whole).
+    std::size_t bytes_items = 0;
+    const FetchAtt* whole = nullptr;
+    bool wants_structure = false;
+    for (const FetchAtt& a : atts) {
+        if (is_bytes_item(a.item)) {
+            ++bytes_items;
+            bool top_whole = a.item == FetchItem::Rfc822 ||
+                             (a.item == FetchItem::BodySection && a.section.part.empty() &&
+                              a.section.text == SectionText::None);
+            if (top_whole)
+                whole = &a;
+        }
+        if (a.item == FetchItem::Envelope || a.item == FetchItem::BodyStructure ||
+            a.item == FetchItem::Body)
+            wants_structure = true;
+    }
+    const FetchAtt* stream =
+        bytes_items == 1 && whole != nullptr && m.size >= config_.stream_min ? whole : nullptr;
+    bool wants_body = bytes_items > 0 && stream == nullptr;
+
+    if (job.load_error) {
+        if (job.load_error->code == StorageErrc::Expunged)
+            return FetchStep::Gone;
+        ImapFailure f = imap_response_for(*job.load_error);
+        finish(job.tag, f.status, f.code, job.load_error->message);
+        return FetchStep::Failed;
+    }
+    std::weak_ptr<int> alive = alive_;
+    std::uint64_t gen = fetch_gen_;
+    std::uint32_t uid = m.uid;
+    // Runs a load's completion against this job if it is still the one waiting for it.
+    auto landed = [this, alive, gen, uid]() -> FetchJob* {
+        if (alive.expired() || !fetch_ || fetch_gen_ != gen || !fetch_->waiting ||
+            fetch_->loaded_uid != uid)
+            return nullptr;
+        fetch_->waiting = false;
+        return &*fetch_;
+    };
+    if (wants_body && !job.body) {
+        job.waiting = true;
+        backend_.read_message_async(uid, [this, landed](Result<std::string> r) {
+            FetchJob* j = landed();
+            if (j == nullptr)
+                return;
+            if (r)
+                j->body = std::make_shared<const std::string>(std::move(*r));
+            else
+                j->load_error = r.error();
+            resume_after_load();
+        });
+        return FetchStep::Pending;
+    }
+    if (wants_structure && !job.structure) {
+        job.waiting = true;
+        backend_.message_structure_async(
+            uid, job.body, [this, landed](Result<std::shared_ptr<const MessageStructure>> r) {
+                FetchJob* j = landed();
+                if (j == nullptr)
+                    return;
+                if (r)
+                    j->structure = std::move(*r);
+                else
+                    j->load_error = r.error();
+                resume_after_load();
+            });
+        return FetchStep::Pending;
+    }
+    if (stream != nullptr && !job.source) {
+        job.waiting = true;
+        backend_.open_message(uid, [this, landed](Result<std::shared_ptr<MessageSource>> r) {
+            FetchJob* j = landed();
+            if (j == nullptr)
+                return;
+            if (r)
+                j->source = std::move(*r);
+            else
+                j->load_error = r.error();
+            resume_after_load();
+        });
+        return FetchStep::Pending;
+    }
+
+    // Built straight into the output (nothing below can fail); after a streamed literal's
+    // header, into the suffix that follows its bytes.
+    std::string* out = &output_;
+    *out += "* " + std::to_string(index + 1) + " FETCH (";
+    bool first = true;
+    auto sep = [&] {
+        if (!first)
+            out->push_back(' ');
+        first = false;
+    };
     // RFC 3501 6.4.8: UID FETCH responses always carry the UID.
     if (job.args.uid && !has(FetchItem::Uid)) {
         sep();
-        out += "UID " + std::to_string(m.uid);
+        *out += "UID " + std::to_string(m.uid);
     }
-
-    // Loaded on first need, at most once per message; `parsed` points into `body`.
-    std::optional<std::string> body;
-    std::optional<mime::Message> parsed;
-    std::shared_ptr<const MessageStructure> structure;
-    bool gone = false;
-    // False when the FETCH cannot go on (the tagged answer is written) or the message
-    // vanished meanwhile (`gone`: it is omitted, its EXPUNGE follows later).
-    auto storage_ok = [&](const Error& err) {
-        if (err.code == StorageErrc::Expunged) {
-            gone = true;
-            return false;
-        }
-        ImapFailure f = imap_response_for(err);
-        finish(job.tag, f.status, f.code, err.message);
-        return false;
-    };
-    auto load_body = [&]() {
-        if (body)
-            return true;
-        auto msg = backend_.read_message(m.uid);
-        if (!msg)
-            return storage_ok(msg.error());
-        body = std::move(*msg);
-        return true;
-    };
-    bool needs_bytes = std::any_of(atts.begin(), atts.end(),
-                                   [](const FetchAtt& a) { return is_bytes_item(a.item); });
-    auto load_structure = [&]() {
-        if (structure)
-            return true;
-        if (needs_bytes && !load_body())
-            return false;
-        auto s = backend_.message_structure(m.uid, body ? &*body : nullptr);
-        if (!s)
-            return storage_ok(s.error());
-        structure = std::move(*s);
-        return true;
-    };
-
+    std::optional<mime::Message> parsed; // points into *job.body
+    bool streamed = false;
     for (const FetchAtt& att : atts) {
         switch (att.item) {
         case FetchItem::Flags:
             sep();
-            out += "FLAGS ";
-            write_flag_list(out, m.flags, m.keywords);
+            *out += "FLAGS ";
+            write_flag_list(*out, m.flags, m.keywords);
             continue;
         case FetchItem::ModSeq:
             sep();
-            out += "MODSEQ (" + std::to_string(m.modseq) + ")";
+            *out += "MODSEQ (" + std::to_string(m.modseq) + ")";
             continue;
         case FetchItem::Uid:
             sep();
-            out += "UID " + std::to_string(m.uid);
+            *out += "UID " + std::to_string(m.uid);
             continue;
         case FetchItem::Rfc822Size:
             sep();
-            out += "RFC822.SIZE " + std::to_string(m.size);
+            *out += "RFC822.SIZE " + std::to_string(m.size);
             continue;
         case FetchItem::InternalDate:
             sep();
-            out += "INTERNALDATE " + format_internal_date(m.internal_date, m.tz_offset_minutes);
+            *out += "INTERNALDATE " + format_internal_date(m.internal_date, m.tz_offset_minutes);
             continue;
         case FetchItem::Envelope:
         case FetchItem::BodyStructure:
         case FetchItem::Body:
-            if (!load_structure())
-                return gone;
             sep();
-            out += to_string(att.item);
-            out.push_back(' ');
-            out += att.item == FetchItem::Envelope        ? structure->envelope
-                   : att.item == FetchItem::BodyStructure ? structure->bodystructure
-                                                          : structure->body;
+            *out += to_string(att.item);
+            out->push_back(' ');
+            *out += att.item == FetchItem::Envelope        ? job.structure->envelope
+                    : att.item == FetchItem::BodyStructure ? job.structure->bodystructure
+                                                           : job.structure->body;
             continue;
         default:
             break;
         }
-        if (!load_body())
-            return gone;
+        if (&att == stream) {
+            // The literal's size is known from the open file: its header goes out now, the
+            // bytes follow in chunks as the client reads, then the rest of this response.
+            std::uint64_t size = job.source->size();
+            std::uint64_t off = 0, len = size;
+            if (att.partial) {
+                off = std::min<std::uint64_t>(att.partial->offset, size);
+                len = std::min<std::uint64_t>(att.partial->length, size - off);
+            }
+            sep();
+            *out += fetch_att_response_name(att);
+            *out += " {" + std::to_string(len) + "}\r\n";
+            job.stream_suffix.clear();
+            out = &job.stream_suffix;
+            job.stream_pos = off;
+            job.stream_end = off + len;
+            streamed = true;
+            continue;
+        }
         std::string scratch;
-        std::string_view data = section_bytes(att, *body, parsed, scratch);
+        std::string_view data = section_bytes(att, *job.body, parsed, scratch);
         if (att.partial) {
             std::size_t off = std::min<std::size_t>(att.partial->offset, data.size());
             data = data.substr(off, att.partial->length);
         }
         sep();
-        out += fetch_att_response_name(att);
-        out.push_back(' ');
-        write_literal(out, data);
+        *out += fetch_att_response_name(att);
+        out->push_back(' ');
+        write_literal(*out, data);
     }
     bool seen_now = std::binary_search(job.seen.begin(), job.seen.end(), m.uid);
     if (!has(FetchItem::Flags) && seen_now) {
         sep();
-        out += "FLAGS ";
-        write_flag_list(out, m.flags, m.keywords);
+        *out += "FLAGS ";
+        write_flag_list(*out, m.flags, m.keywords);
     }
     // RFC 7162 3.1.4.1: with CONDSTORE on, FETCH responses with FLAGS carry MODSEQ; and
     // CHANGEDSINCE implies MODSEQ.
     if (condstore_ && !has(FetchItem::ModSeq) &&
         (has(FetchItem::Flags) || seen_now || job.args.changed_since)) {
         sep();
-        out += "MODSEQ (" + std::to_string(m.modseq) + ")";
+        *out += "MODSEQ (" + std::to_string(m.modseq) + ")";
     }
-    out += ")\r\n";
-    output_ += out;
-    return true;
+    *out += ")\r\n";
+    if (streamed) {
+        job.streaming = true;
+        return FetchStep::Streaming;
+    }
+    return FetchStep::Done;
 }
 
 } // namespace popbridge::protocol::imap
