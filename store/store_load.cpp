@@ -321,6 +321,11 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
     f.journal_fd = opened->fd;
     f.journal_size = opened->size;
     f.records = opened->records;
+    if (opened->truncated > 0) {
+        warn("store: recovered index of user " + user.name + " folder " + f.name +
+             ": truncated a torn tail of " + std::to_string(opened->truncated) +
+             " byte(s) (a crash mid-append)");
+    }
     if (!have_header) {
         return make_error(Errc::Corrupt, "index without a FolderHeader in " + f.dir.string());
     }
@@ -342,10 +347,15 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
     std::vector<MessageRecord> gone; // expunged: their ledger entries stay, marked
     std::unordered_map<Uid, std::string> expunged_files;
     if (!expunged.empty()) {
+        std::size_t leftovers = 0;
         for (auto& m : f.messages) {
             if (expunged.count(m.uid)) {
                 if (!opened->damaged.empty()) {
                     expunged_files.emplace(m.uid, m.file_name);
+                } else if (::unlink((f.dir / "cur" / m.file_name).c_str()) == 0) {
+                    // The Expunged record was durable, the crash came before run()
+                    // unlinked the file: without this it would stay in cur/ forever.
+                    ++leftovers;
                 }
                 if (has_origin_fields(m.origin)) {
                     gone.push_back(m);
@@ -353,6 +363,13 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
             }
         }
         std::erase_if(f.messages, [&](const MessageRecord& m) { return expunged.count(m.uid); });
+        if (leftovers > 0) {
+            if (auto r = fsync_dir(f.dir / "cur"); !r) {
+                return r;
+            }
+            warn("store: recovered folder " + f.name + " of user " + user.name + ": removed " +
+                 std::to_string(leftovers) + " file(s) of expunged messages left in cur/");
+        }
     }
 
     // tmp/: journaled-but-not-renamed files roll forward; anything else is an orphan.
@@ -366,6 +383,8 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
         for (const auto& m : f.messages) {
             by_base.emplace(std::string_view(m.file_name).substr(0, m.file_name.find(',')), &m);
         }
+        std::size_t rolled = 0;
+        std::size_t removed = 0;
         for (const auto& n : *tmp_names) {
             fs::path from = tmp_dir / n;
             auto it = by_base.find(n);
@@ -374,10 +393,16 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
                 if (::rename(from.c_str(), to.c_str()) != 0) {
                     return tl::unexpected(io_error("rename", from, errno));
                 }
+                ++rolled;
             } else if (::unlink(from.c_str()) != 0 && errno != ENOENT) {
                 return tl::unexpected(io_error("unlink", from, errno));
+            } else {
+                ++removed;
             }
         }
+        warn("store: recovered folder " + f.name + " of user " + user.name + ": rolled " +
+             std::to_string(rolled) + " journaled file(s) forward from tmp/, removed " +
+             std::to_string(removed) + " uncommitted file(s)");
         if (auto r = fsync_dir(f.dir / "cur"); !r) {
             return r;
         }
