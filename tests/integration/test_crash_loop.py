@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 import unittest
+import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -115,7 +116,12 @@ def observe_folder(client: imaplib.IMAP4, mailbox: str) -> dict:
 
 def condstore_login(pb: harness.Popbridge) -> imaplib.IMAP4:
     """A logged-in client with CONDSTORE enabled (HIGHESTMODSEQ in EXAMINE, RFC 7162)."""
-    client = pb.imap()
+    try:
+        client = pb.imap()
+    except OSError as exc:
+        code = pb.proc.poll() if pb.proc is not None else "not running"
+        raise AssertionError(f"IMAP login failed ({exc!r}); popbridge exit status: {code}\n"
+                             f"{pb.log_since(pb.log_offset)[-3000:]}") from None
     typ, data = client._simple_command("ENABLE", "CONDSTORE")
     if typ != "OK":
         raise AssertionError(f"ENABLE CONDSTORE: {typ} {data}")
@@ -130,7 +136,7 @@ def maildir_files(folder_dir: Path) -> tuple[list[str], list[str]]:
 class CrashLoopBase(unittest.TestCase):
     def setUp(self):
         harness.log(f"crash loop seed {SEED} (replay: POPBRIDGE_CRASH_SEED={SEED}), {LOOPS} loops")
-        self.rng = random.Random(SEED ^ hash(self.id()) & 0xFFFF)
+        self.rng = random.Random(SEED ^ zlib.crc32(self.id().encode()))
 
     def start_quiet(self, pb: harness.Popbridge) -> None:
         """start() with a faster greeting poll than the harness default."""
@@ -302,7 +308,8 @@ def apply_op(model: dict, op: Op, new_uids: dict | None = None) -> dict:
     elif op.kind in ("copy", "move"):
         for uid in op.uids:
             msgid, flags = m[op.folder][uid]
-            key = (new_uids or {}).get(uid, ("new", msgid))
+            # Copies of one message share a Message-ID: the source UID tells them apart.
+            key = (new_uids or {}).get(uid, ("new", msgid, op.folder, uid))
             m[op.target][key] = (msgid, flags)
             if op.kind == "move":
                 del m[op.folder][uid]
@@ -335,10 +342,10 @@ def match_model(candidate: dict, observed: dict, uidnext_before: dict) -> tuple[
                     return None, f"{folder} UID {key}: {obs.get(key)} != {value}"
                 concrete[key] = obs.pop(key)
         for key, value in msgs.items():
-            if isinstance(key, tuple):
-                hits = [u for u, v in obs.items() if v == value]
-                if len(hits) != 1:
-                    return None, f"{folder}: new message {value} found {len(hits)} times"
+            if isinstance(key, tuple):  # identical copies: any of them (multiset match)
+                hits = sorted(u for u, v in obs.items() if v == value)
+                if not hits:
+                    return None, f"{folder}: new message {value} missing"
                 if hits[0] < uidnext_before.get(folder, 0):
                     return None, f"{folder}: new UID {hits[0]} below the old UIDNEXT"
                 concrete[hits[0]] = obs.pop(hits[0])
@@ -468,6 +475,7 @@ class ImapCrashLoop(CrashLoopBase):
             if op.kind in ("store", "copy", "move", "expunge"):
                 typ, data = command(client, killed, "SELECT", f'"{op.folder}"')
                 self.assertEqual(typ, "OK", f"SELECT {op.folder}: {data}")
+                client.state = "SELECTED"
                 client.untagged_responses.clear()
             uidset = ",".join(str(u) for u in getattr(op, "uids", []))
             if op.kind == "append":
@@ -488,6 +496,10 @@ class ImapCrashLoop(CrashLoopBase):
                 inflight = op
                 typ, data = command(client, killed, "UID", "EXPUNGE", uidset)
             else:
+                if client.state == "SELECTED":  # RENAME/DELETE of the selected folder: [INUSE]
+                    typ, data = command(client, killed, "UNSELECT")
+                    self.assertEqual(typ, "OK", f"UNSELECT: {data}")
+                    client.state = "AUTH"
                 cmd = {"create": "CREATE", "rename": "RENAME", "delete": "DELETE"}[op.kind]
                 args = [f'"{op.folder}"'] + ([f'"{op.target}"'] if op.kind == "rename" else [])
                 typ, data = command(client, killed, cmd, *args)
@@ -552,6 +564,177 @@ class ImapCrashLoop(CrashLoopBase):
         self.assertEqual(leftovers, 0, "files left in tmp/")
         self.assertEqual(total, sum(len(v) for v in model.values()),
                          "message files in cur/ != messages in the indexes")
+
+
+# --------------------------------------------------------------------------
+# c. kills during journal compaction
+# --------------------------------------------------------------------------
+
+class CompactionCrashLoop(CrashLoopBase):
+    """Flag toggles on a 100-message folder write 100 journal records each, so the
+    journal passes the compaction threshold (4096 records and twice the messages) every
+    ~41 toggles. A watcher thread kills popbridge the moment popbridge.index.compact
+    appears (compaction in progress); a random timer kills it otherwise."""
+
+    N = 100
+
+    def test_kill_during_compaction(self):
+        pb = harness.Popbridge(upstream=None)
+        self.addCleanup(pb.cleanup)
+        rng = self.rng
+        pb.start()
+        client = condstore_login(pb)
+        typ, data = client.create("bulk")
+        self.assertEqual(typ, "OK", data)
+        for i in range(self.N):
+            typ, data = client.append("bulk", None, None,
+                                      f"Subject: bulk {i}\r\nMessage-ID: <bulk-{i}@crash.test>\r\n"
+                                      f"\r\nbody {i}\r\n".encode())
+            self.assertEqual(typ, "OK", data)
+        before = observe_folder(client, "bulk")
+        harness.imap_logout(client)
+        users = pb.data_dir / "users" / pb.user
+        folder_dir = max([users] + sorted(users.glob(".[0-9]*")),
+                         key=lambda d: len(os.listdir(d / "cur")))
+        compact_file = folder_dir / "popbridge.index.compact"
+        index_file = folder_dir / "popbridge.index"
+        uids = sorted(before["messages"])
+        flagged = False   # acknowledged state of \Flagged on every message
+        inflight = None   # the state the toggle in flight would leave
+        meta = (before["uidvalidity"], before["uidnext"], before["highestmodseq"])
+        modseqs = {u: v[2] for u, v in before["messages"].items()}
+        inodes = {index_file.stat().st_ino}
+        during = toggles = 0
+        loops = max(4, LOOPS // 3)
+        for loop in range(loops):
+            if pb.proc is None:
+                pb.start()
+            where = f"compaction loop {loop} (seed {SEED})"
+            client = condstore_login(pb)
+            obs = observe_folder(client, "bulk")
+            self.assertEqual(sorted(obs["messages"]), uids, f"{where}: UIDs changed")
+            self.assertEqual(obs["uidvalidity"], meta[0], f"{where}: UIDVALIDITY changed")
+            self.assertGreaterEqual(obs["uidnext"], meta[1], f"{where}: UIDNEXT went back")
+            self.assertGreaterEqual(obs["highestmodseq"], meta[2], f"{where}: HIGHESTMODSEQ went back")
+            states = {("\\Flagged" in v[1]) for v in obs["messages"].values()}
+            self.assertEqual(len(states), 1, f"{where}: a STORE on all messages applied to some only")
+            state = states.pop()
+            allowed = {flagged} | ({inflight} if inflight is not None else set())
+            self.assertIn(state, allowed, f"{where}: \\Flagged is {state}, acknowledged {flagged}")
+            flagged, inflight = state, None
+            for u, v in obs["messages"].items():
+                self.assertGreaterEqual(v[2], modseqs[u], f"{where}: UID {u} MODSEQ went back")
+                modseqs[u] = v[2]
+            meta = (obs["uidvalidity"], obs["uidnext"], obs["highestmodseq"])
+            inodes.add(index_file.stat().st_ino)
+            self.assertFalse(compact_file.exists(), f"{where}: a cut-short compaction file was kept")
+
+            killed = threading.Event()
+            stop_watch = threading.Event()
+            lock = threading.Lock()
+            hit = []
+
+            def kill() -> bool:
+                with lock:
+                    if killed.is_set():
+                        return False
+                    killed.set()
+                    pb.kill9()
+                    return True
+
+            def watch() -> None:  # kill while the compaction file exists
+                while not stop_watch.is_set() and not killed.is_set():
+                    if compact_file.exists():
+                        if kill():
+                            hit.append(True)
+                        return
+
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            timer = threading.Timer(rng.uniform(1.0, 4.0), kill)
+            timer.start()
+            typ, data = client.select("bulk")
+            self.assertEqual(typ, "OK", data)
+            try:
+                while not killed.is_set():
+                    inflight = not flagged
+                    try:
+                        typ, data = client.uid("STORE", "1:*", "+FLAGS.SILENT" if inflight else
+                                               "-FLAGS.SILENT", "(\\Flagged)")
+                    except (imaplib.IMAP4.abort, OSError, EOFError):
+                        if killed.is_set():
+                            break
+                        raise
+                    self.assertEqual(typ, "OK", data)
+                    flagged, inflight = inflight, None
+                    toggles += 1
+            finally:
+                stop_watch.set()
+                timer.cancel()
+                timer.join()  # a timer already firing finishes its kill9 first
+                watcher.join()
+                kill()
+                harness.imap_logout(client)
+            during += bool(hit)
+        pb.start()
+        client = condstore_login(pb)
+        obs = observe_folder(client, "bulk")
+        harness.imap_logout(client)
+        self.assertEqual(sorted(obs["messages"]), uids)
+        self.assertIn({("\\Flagged" in v[1]) for v in obs["messages"].values()},
+                      ({flagged}, {inflight}) if inflight is not None else ({flagged},))
+        inodes.add(index_file.stat().st_ino)
+        self.assertEqual(pb.stop(), 0)
+        harness.log(f"compaction loop: {toggles} acknowledged toggles, {len(inodes) - 1} "
+                    f"compactions seen, {during} of {loops} kills during a compaction")
+        self.assertGreater(len(inodes), 1, "no compaction happened: the test did not test it")
+
+
+# --------------------------------------------------------------------------
+# SIGTERM during an active ingest
+# --------------------------------------------------------------------------
+
+class SigtermDuringIngest(CrashLoopBase):
+    def test_sigterm_stops_promptly_and_cleanly(self):
+        rng = self.rng
+        messages = IngestCrashLoop.corpus(self, 40, 4, SEED % 100_000 + 7)
+        by_id = {message_id(m): m for m in messages}
+        dovecot = harness.Dovecot().start()
+        self.addCleanup(dovecot.stop)
+        dovecot.add_messages(messages)
+        pb = harness.Popbridge(upstream=dovecot, poll_every="10s", keep_on_server="false")
+        self.addCleanup(pb.cleanup)
+        stored: set[str] = set()
+        for round_ in range(3):
+            pb.start()
+            client = condstore_login(pb)
+            obs = observe_folder(client, "INBOX")
+            harness.imap_logout(client)
+            ids = [v[0] for v in obs["messages"].values()]
+            self.assertEqual(len(ids), len(set(ids)), f"round {round_}: a message stored twice")
+            self.assertTrue(stored <= set(ids), f"round {round_}: committed messages were lost")
+            stored = set(ids)
+            missing = set(by_id) - {message_id(m) for m in dovecot.upstream_messages().values()}
+            self.assertFalse(missing - stored, f"round {round_}: deleted upstream, not stored: "
+                                               f"{sorted(missing - stored)}")
+            time.sleep(rng.uniform(0.05, 0.4))
+            t0 = time.monotonic()
+            pb.proc.send_signal(signal.SIGTERM)
+            code = pb.proc.wait(timeout=30)
+            took = time.monotonic() - t0
+            pb.proc = None
+            harness.log(f"round {round_}: SIGTERM -> exit {code} in {took:.2f} s, "
+                        f"{len(stored)} stored before")
+            self.assertEqual(code, 0, f"round {round_}: exit status after SIGTERM")
+            self.assertLess(took, 7.0, f"round {round_}: SIGTERM took {took:.1f} s")
+            cur, tmp = maildir_files(pb.data_dir / "users" / pb.user)
+            self.assertEqual(tmp, [], f"round {round_}: files left in tmp/ after SIGTERM")
+        pb.start()
+        pb.wait_for(lambda: not dovecot.upstream_messages(), 60, "upstream emptied")
+        _uv, final = pb.fetch_all()
+        self.assertEqual(sorted(harness.sha256(b) for b in final.values()),
+                         sorted(harness.sha256(m) for m in messages))
+        self.assertEqual(pb.stop(), 0)
 
 
 if __name__ == "__main__":
