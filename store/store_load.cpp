@@ -388,8 +388,21 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
         for (const auto& n : *tmp_names) {
             fs::path from = tmp_dir / n;
             auto it = by_base.find(n);
+            struct stat tmp_st {};
+            struct stat cur_st {};
+            fs::path to;
             if (it != by_base.end()) {
-                fs::path to = f.dir / "cur" / it->second->file_name;
+                to = f.dir / "cur" / it->second->file_name;
+            }
+            // A journaled file left in tmp/ has the record's size and nothing in cur/ yet.
+            // Anything else of that name is not the journaled message (names that repeat
+            // across restarts, before they had a random part): never clobber cur/ with it.
+            if (it != by_base.end() &&
+                (::lstat(to.c_str(), &cur_st) == 0 || ::lstat(from.c_str(), &tmp_st) != 0 ||
+                 static_cast<std::uint64_t>(tmp_st.st_size) != it->second->size)) {
+                it = by_base.end();
+            }
+            if (it != by_base.end()) {
                 if (::rename(from.c_str(), to.c_str()) != 0) {
                     return tl::unexpected(io_error("rename", from, errno));
                 }

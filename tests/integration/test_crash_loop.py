@@ -34,6 +34,7 @@ import os
 import random
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -157,7 +158,7 @@ class IngestCrashLoop(CrashLoopBase):
                             big_message(seed * 100 + i, rng.randint(1, 3) * 1_000_000, rng))
         return messages
 
-    def run_loop(self, keep_on_server: bool) -> None:
+    def run_loop(self, keep_on_server: bool, same_pid: bool = False) -> None:
         messages = self.corpus(60, 4, SEED % 100_000)
         by_id = {message_id(m): m for m in messages}
         self.assertEqual(len(by_id), len(messages), "corpus Message-IDs must be unique")
@@ -167,6 +168,14 @@ class IngestCrashLoop(CrashLoopBase):
         pb = harness.Popbridge(upstream=dovecot, poll_every="10s",
                                keep_on_server="true" if keep_on_server else "false")
         self.addCleanup(pb.cleanup)
+        if same_pid:
+            # PID 1 of a new PID namespace on every start, as in a container: names built
+            # from time + pid + a counter repeat when a restart comes within the second.
+            wrapper = pb.dir / "popbridge-pid1.sh"
+            wrapper.write_text(f"#!/bin/sh\nexec unshare --pid --fork --kill-child "
+                               f"{pb.binary} \"$@\"\n")
+            wrapper.chmod(0o755)
+            pb.binary = wrapper
         inbox = pb.data_dir / "users" / pb.user
 
         uidvalidity = None
@@ -239,6 +248,8 @@ class IngestCrashLoop(CrashLoopBase):
         self.assertEqual(sorted(harness.sha256(b) for b in stored.values()),
                          sorted(harness.sha256(m) for m in messages),
                          "stored bytes differ from the upstream messages")
+        if same_pid:  # unshare ignores SIGTERM and waits for its child: signal the group
+            os.killpg(pb.proc.pid, signal.SIGTERM)
         self.assertEqual(pb.stop(), 0, "clean exit after SIGTERM")
         cur, tmp = maildir_files(inbox)
         self.assertEqual(tmp, [], "tmp/ not empty after a clean finish")
@@ -255,6 +266,12 @@ class IngestCrashLoop(CrashLoopBase):
 
     def test_delete_after_download(self):
         self.run_loop(keep_on_server=False)
+
+    def test_same_pid_on_every_restart(self):
+        if os.geteuid() != 0 or subprocess.run(["unshare", "--pid", "--fork", "true"],
+                                               capture_output=True).returncode != 0:
+            self.skipTest("needs root and unshare(1) for a PID namespace")
+        self.run_loop(keep_on_server=False, same_pid=True)
 
 
 # --------------------------------------------------------------------------

@@ -417,3 +417,65 @@ TEST_CASE("recovery is logged: orphans in tmp/ and a torn journal tail", "[store
     CHECK(all.find("removed 1 uncommitted file(s)") != std::string::npos);
     CHECK(all.find("truncated a torn tail of 3 byte(s)") != std::string::npos);
 }
+
+// Found by tests/integration/test_crash_loop.py (popbridge as PID 1 of a PID namespace,
+// killed and restarted within a second): file names were <time>.P<pid>Q<counter>, so the
+// restarted process made the same names again. Its new message was renamed over a
+// committed one in cur/, and at the next open an uncommitted file in tmp/ was "rolled
+// forward" over the committed message of the same name. Same process here = same pid; the
+// clock stands still.
+TEST_CASE("a restart within the same second with the same pid never reuses a file name",
+          "[store]") {
+    TempDir dir;
+    StoreOptions o = options_for(dir);
+    o.clock = [] { return std::int64_t{1'700'000'000}; };
+    const std::string first = message_body(1);
+    const std::string second = message_body(2); // same size as first
+    REQUIRE(first.size() == second.size());
+    {
+        auto s = open_store(o);
+        REQUIRE(ingest(*s, "alice", first, "isp", "U1"));
+        sync(*s);
+    }
+    {
+        auto s = open_store(o); // "restarted": same pid, same second
+        REQUIRE(ingest(*s, "alice", second, "isp", "U2"));
+        sync(*s);
+        auto v = s->view("alice", kInbox);
+        REQUIRE(v);
+        REQUIRE(v->messages.size() == 2);
+        CHECK(v->messages[0].file_name != v->messages[1].file_name);
+        CHECK(read_file(*s->message_path("alice", kInbox, 1)) == first);
+        CHECK(read_file(*s->message_path("alice", kInbox, 2)) == second);
+    }
+}
+
+TEST_CASE("recovery never renames a file from tmp/ over a committed message in cur/", "[store]") {
+    TempDir dir;
+    const std::string first = message_body(1);
+    fs::path committed;
+    {
+        auto s = open_store(options_for(dir));
+        REQUIRE(ingest(*s, "alice", first, "isp", "U1"));
+        sync(*s);
+        committed = *s->message_path("alice", kInbox, 1);
+    }
+    // An uncommitted download that happens to carry the committed message's base name
+    // (as names made before they had a random part could) and its size.
+    std::string base = committed.filename().string();
+    base = base.substr(0, base.find(','));
+    std::string other = message_body(2);
+    REQUIRE(other.size() == first.size());
+    {
+        std::FILE* f = std::fopen((inbox(dir) / "tmp" / base).c_str(), "wb");
+        REQUIRE(f != nullptr);
+        std::fwrite(other.data(), 1, other.size(), f);
+        std::fclose(f);
+    }
+    auto s = open_store(options_for(dir));
+    auto v = s->view("alice", kInbox);
+    REQUIRE(v);
+    REQUIRE(v->messages.size() == 1);
+    CHECK(read_file(*s->message_path("alice", kInbox, 1)) == first);
+    CHECK(fs::is_empty(inbox(dir) / "tmp"));
+}
