@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 
 SANITIZED = os.environ.get("POPBRIDGE_SANITIZER_CHECK") == "1"
-LOOPS = int(os.environ.get("POPBRIDGE_CRASH_LOOPS") or (8 if SANITIZED else 25))
+LOOPS = int(os.environ.get("POPBRIDGE_CRASH_LOOPS") or (6 if SANITIZED else 18))
 SEED = int(os.environ.get("POPBRIDGE_CRASH_SEED") or random.SystemRandom().randrange(1 << 30))
 
 _MSGID_RX = re.compile(rb"^Message-ID:\s*(<[^>\r\n]*>)", re.M | re.I)
@@ -138,10 +138,6 @@ class CrashLoopBase(unittest.TestCase):
     def setUp(self):
         harness.log(f"crash loop seed {SEED} (replay: POPBRIDGE_CRASH_SEED={SEED}), {LOOPS} loops")
         self.rng = random.Random(SEED ^ zlib.crc32(self.id().encode()))
-
-    def start_quiet(self, pb: harness.Popbridge) -> None:
-        """start() with a faster greeting poll than the harness default."""
-        pb.start()
 
 
 # --------------------------------------------------------------------------
