@@ -719,6 +719,10 @@ class SigtermDuringIngest(CrashLoopBase):
         self.addCleanup(pb.cleanup)
         stored: set[str] = set()
         for round_ in range(3):
+            more = IngestCrashLoop.corpus(self, 10, 1, SEED % 100_000 + 8 + round_)
+            messages += more
+            by_id.update((message_id(m), m) for m in more)
+            dovecot.add_messages(more)  # every round has an ingest to interrupt
             pb.start()
             client = condstore_login(pb)
             obs = observe_folder(client, "INBOX")
