@@ -19,6 +19,13 @@ After each restart every operation whose tagged OK the client saw is there; the 
 operation in flight at the kill is either fully done or not at all (a MOVE is in exactly
 one folder); UIDNEXT, HIGHESTMODSEQ and MODSEQs never go back; UIDVALIDITY is kept.
 
+IngestCrashLoop.test_same_pid_on_every_restart runs popbridge as PID 1 of a new PID
+namespace (unshare; root only), as in a container: restarts within the same second reuse the
+pid, which once made file names repeat (a new message renamed over a committed one).
+
+CompactionCrashLoop: many flag changes on a 100-message folder make the journal compact
+every ~41 STOREs; a watcher kills popbridge the moment popbridge.index.compact exists.
+
 SigtermDuringIngest: SIGTERM mid-ingest stops popbridge within a bounded time, and what it
 committed is complete (the next run finishes the ingest without duplicates).
 
@@ -71,6 +78,16 @@ def big_message(i: int, size: int, rng: random.Random) -> bytes:
             "Date: Thu, 26 Nov 2026 12:00:00 +0000\r\nMIME-Version: 1.0\r\n"
             "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"
             f"\r\n{lines}\r\n").encode()
+
+
+def corpus(n: int, big: int, seed: int) -> list[bytes]:
+    """n ordinary messages and `big` 1-3 MB ones (kills land mid-RETR and mid-commit)."""
+    rng = random.Random(seed)
+    messages = harness.generate_messages(n, seed=seed, big_index=-1)
+    for i in range(big):
+        messages.insert(rng.randrange(len(messages) + 1),
+                        big_message(seed * 100 + i, rng.randint(1, 3) * 1_000_000, rng))
+    return messages
 
 
 def observe_folder(client: imaplib.IMAP4, mailbox: str) -> dict:
@@ -145,17 +162,8 @@ class CrashLoopBase(unittest.TestCase):
 # --------------------------------------------------------------------------
 
 class IngestCrashLoop(CrashLoopBase):
-    def corpus(self, n: int, big: int, seed: int) -> list[bytes]:
-        """n ordinary messages and `big` 1-3 MB ones (kills land mid-RETR and mid-commit)."""
-        rng = random.Random(seed)
-        messages = harness.generate_messages(n, seed=seed, big_index=-1)
-        for i in range(big):
-            messages.insert(rng.randrange(len(messages) + 1),
-                            big_message(seed * 100 + i, rng.randint(1, 3) * 1_000_000, rng))
-        return messages
-
     def run_loop(self, keep_on_server: bool, same_pid: bool = False) -> None:
-        messages = self.corpus(60, 4, SEED % 100_000)
+        messages = corpus(60, 4, SEED % 100_000)
         by_id = {message_id(m): m for m in messages}
         self.assertEqual(len(by_id), len(messages), "corpus Message-IDs must be unique")
         dovecot = harness.Dovecot().start()
@@ -215,7 +223,7 @@ class IngestCrashLoop(CrashLoopBase):
 
         for loop in range(LOOPS):
             # New mail keeps arriving, so every restart has something to download.
-            more = self.corpus(3, 1 if loop % 4 == 0 else 0, SEED % 100_000 + 1 + loop)
+            more = corpus(3, 1 if loop % 4 == 0 else 0, SEED % 100_000 + 1 + loop)
             messages += more
             by_id.update((message_id(m), m) for m in more)
             dovecot.add_messages(more)
@@ -710,7 +718,7 @@ class CompactionCrashLoop(CrashLoopBase):
 class SigtermDuringIngest(CrashLoopBase):
     def test_sigterm_stops_promptly_and_cleanly(self):
         rng = self.rng
-        messages = IngestCrashLoop.corpus(self, 40, 4, SEED % 100_000 + 7)
+        messages = corpus(40, 4, SEED % 100_000 + 7)
         by_id = {message_id(m): m for m in messages}
         dovecot = harness.Dovecot().start()
         self.addCleanup(dovecot.stop)
@@ -719,7 +727,7 @@ class SigtermDuringIngest(CrashLoopBase):
         self.addCleanup(pb.cleanup)
         stored: set[str] = set()
         for round_ in range(3):
-            more = IngestCrashLoop.corpus(self, 10, 1, SEED % 100_000 + 8 + round_)
+            more = corpus(10, 1, SEED % 100_000 + 8 + round_)
             messages += more
             by_id.update((message_id(m), m) for m in more)
             dovecot.add_messages(more)  # every round has an ingest to interrupt
