@@ -347,21 +347,34 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
     std::vector<MessageRecord> gone; // expunged: their ledger entries stay, marked
     std::unordered_map<Uid, std::string> expunged_files;
     if (!expunged.empty()) {
-        std::size_t leftovers = 0;
+        // Files of expunged messages: the Expunged record was durable, but a crash before
+        // run() unlinked them would leave them in cur/ forever. Never one a live message
+        // names too (two records could share a name before names had a random part).
+        std::unordered_set<std::string_view> stale;
         for (auto& m : f.messages) {
             if (expunged.count(m.uid)) {
                 if (!opened->damaged.empty()) {
                     expunged_files.emplace(m.uid, m.file_name);
-                } else if (::unlink((f.dir / "cur" / m.file_name).c_str()) == 0) {
-                    // The Expunged record was durable, the crash came before run()
-                    // unlinked the file: without this it would stay in cur/ forever.
-                    ++leftovers;
+                } else {
+                    stale.insert(m.file_name);
                 }
                 if (has_origin_fields(m.origin)) {
                     gone.push_back(m);
                 }
             }
         }
+        for (const auto& m : f.messages) {
+            if (!expunged.count(m.uid)) {
+                stale.erase(m.file_name);
+            }
+        }
+        std::size_t leftovers = 0;
+        for (std::string_view name : stale) {
+            if (::unlink((f.dir / "cur" / name).c_str()) == 0) {
+                ++leftovers;
+            }
+        }
+        stale.clear(); // views into f.messages, about to be erased
         std::erase_if(f.messages, [&](const MessageRecord& m) { return expunged.count(m.uid); });
         if (leftovers > 0) {
             if (auto r = fsync_dir(f.dir / "cur"); !r) {
