@@ -5,7 +5,9 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstring>
+#include <random>
 #include <tuple>
 
 #include <dirent.h>
@@ -209,7 +211,22 @@ void Incoming::abort() noexcept {
 // ---------------------------------------------------------------------------------------
 // Store
 
-Store::Store(StoreOptions options) : options_(std::move(options)) {}
+Store::Store(StoreOptions options) : options_(std::move(options)) {
+    // Names are <time>.P<pid>R<salt>Q<counter>.<host>. Time, pid and counter alone repeat
+    // when a restarted process gets the same pid within the same second (PID 1 of a
+    // container restarted after a crash): a new file could then be renamed over a
+    // committed one, and recovery could take an orphan in tmp/ for a journaled file.
+    std::random_device rd;
+    std::uint64_t salt = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(salt));
+    name_salt_ = hex;
+}
+
+std::string Store::unique_base_name() {
+    return std::to_string(now()) + ".P" + std::to_string(::getpid()) + "R" + name_salt_ + "Q" +
+           std::to_string(++name_counter_) + "." + options_.hostname;
+}
 
 Store::~Store() {
     for (auto& [name, user] : users_) {
@@ -294,8 +311,7 @@ Result<Incoming> Store::begin_incoming(std::string_view user, FolderId folder) {
     in.folder_ = folder;
     in.max_size_ = options_.max_message_size;
     for (int attempt = 0; attempt < 100; ++attempt) {
-        std::string base = std::to_string(now()) + ".P" + std::to_string(::getpid()) + "Q" +
-                           std::to_string(++name_counter_) + "." + options_.hostname;
+        std::string base = unique_base_name();
         fs::path path = (*f)->dir / "tmp" / base;
         int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd >= 0) {
@@ -671,8 +687,7 @@ Result<Ticket> Store::queue_copy(std::string_view user, FolderId source, std::sp
         CopyItem item;
         item.source = src.dir / "cur" / m->file_name;
         item.source_uid = uid;
-        std::string base = std::to_string(t_now) + ".P" + std::to_string(::getpid()) + "Q" +
-                           std::to_string(++name_counter_) + "." + options_.hostname;
+        std::string base = unique_base_name();
         item.tmp_name = base;
         MessageRecord& c = item.message;
         c.uid = 0; // assigned below, once nothing can fail

@@ -435,6 +435,8 @@ private:
 
     explicit Store(StoreOptions options);
     std::int64_t now() const;
+    // A Maildir base name (no ',' or ':') unique across processes and restarts.
+    std::string unique_base_name();
     Result<UserState*> load_user(std::string_view user);
     Result<FolderState*> folder_state(std::string_view user, FolderId folder);
     Result<void> load_folder(UserState& user, FolderId id, std::string name,
@@ -470,6 +472,7 @@ private:
     Ticket durable_ticket_ = 0;
     bool job_running_ = false;
     std::uint64_t name_counter_ = 0;
+    std::string name_salt_; // random per Store: file names never repeat across restarts
 };
 
 } // namespace popbridge::store

@@ -321,6 +321,11 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
     f.journal_fd = opened->fd;
     f.journal_size = opened->size;
     f.records = opened->records;
+    if (opened->truncated > 0) {
+        warn("store: recovered index of user " + user.name + " folder " + f.name +
+             ": truncated a torn tail of " + std::to_string(opened->truncated) +
+             " byte(s) (a crash mid-append)");
+    }
     if (!have_header) {
         return make_error(Errc::Corrupt, "index without a FolderHeader in " + f.dir.string());
     }
@@ -342,17 +347,42 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
     std::vector<MessageRecord> gone; // expunged: their ledger entries stay, marked
     std::unordered_map<Uid, std::string> expunged_files;
     if (!expunged.empty()) {
+        // Files of expunged messages: the Expunged record was durable, but a crash before
+        // run() unlinked them would leave them in cur/ forever. Never one a live message
+        // names too (two records could share a name before names had a random part).
+        std::unordered_set<std::string_view> stale;
         for (auto& m : f.messages) {
             if (expunged.count(m.uid)) {
                 if (!opened->damaged.empty()) {
                     expunged_files.emplace(m.uid, m.file_name);
+                } else {
+                    stale.insert(m.file_name);
                 }
                 if (has_origin_fields(m.origin)) {
                     gone.push_back(m);
                 }
             }
         }
+        for (const auto& m : f.messages) {
+            if (!expunged.count(m.uid)) {
+                stale.erase(m.file_name);
+            }
+        }
+        std::size_t leftovers = 0;
+        for (std::string_view name : stale) {
+            if (::unlink((f.dir / "cur" / name).c_str()) == 0) {
+                ++leftovers;
+            }
+        }
+        stale.clear(); // views into f.messages, about to be erased
         std::erase_if(f.messages, [&](const MessageRecord& m) { return expunged.count(m.uid); });
+        if (leftovers > 0) {
+            if (auto r = fsync_dir(f.dir / "cur"); !r) {
+                return r;
+            }
+            warn("store: recovered folder " + f.name + " of user " + user.name + ": removed " +
+                 std::to_string(leftovers) + " file(s) of expunged messages left in cur/");
+        }
     }
 
     // tmp/: journaled-but-not-renamed files roll forward; anything else is an orphan.
@@ -366,18 +396,39 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
         for (const auto& m : f.messages) {
             by_base.emplace(std::string_view(m.file_name).substr(0, m.file_name.find(',')), &m);
         }
+        std::size_t rolled = 0;
+        std::size_t removed = 0;
         for (const auto& n : *tmp_names) {
             fs::path from = tmp_dir / n;
             auto it = by_base.find(n);
+            struct stat tmp_st {};
+            struct stat cur_st {};
+            fs::path to;
             if (it != by_base.end()) {
-                fs::path to = f.dir / "cur" / it->second->file_name;
+                to = f.dir / "cur" / it->second->file_name;
+            }
+            // A journaled file left in tmp/ has the record's size and nothing in cur/ yet.
+            // Anything else of that name is not the journaled message (names that repeat
+            // across restarts, before they had a random part): never clobber cur/ with it.
+            if (it != by_base.end() &&
+                (::lstat(to.c_str(), &cur_st) == 0 || ::lstat(from.c_str(), &tmp_st) != 0 ||
+                 static_cast<std::uint64_t>(tmp_st.st_size) != it->second->size)) {
+                it = by_base.end();
+            }
+            if (it != by_base.end()) {
                 if (::rename(from.c_str(), to.c_str()) != 0) {
                     return tl::unexpected(io_error("rename", from, errno));
                 }
+                ++rolled;
             } else if (::unlink(from.c_str()) != 0 && errno != ENOENT) {
                 return tl::unexpected(io_error("unlink", from, errno));
+            } else {
+                ++removed;
             }
         }
+        warn("store: recovered folder " + f.name + " of user " + user.name + ": rolled " +
+             std::to_string(rolled) + " journaled file(s) forward from tmp/, removed " +
+             std::to_string(removed) + " uncommitted file(s)");
         if (auto r = fsync_dir(f.dir / "cur"); !r) {
             return r;
         }

@@ -319,3 +319,163 @@ TEST_CASE("a failed compaction leaves the index alone and is not retried at once
                          Flags{}.set(Flag::Flagged), {}));
     REQUIRE(sync(*s)[0].result);
 }
+
+// Found by tests/integration/test_crash_loop.py: a kill after the Expunged record was
+// durable but before run() unlinked the file left the file in cur/ for good (cur/ had
+// more files than the index had messages). Opening the store now removes it.
+TEST_CASE("a file of an expunged message left in cur/ by a kill is removed at open", "[store]") {
+    TempDir dir;
+    StoreOptions o = options_for(dir);
+    std::vector<std::string> warnings;
+    o.log = [&](std::string_view m) { warnings.emplace_back(m); };
+    fs::path file1;
+    fs::path moved;
+    {
+        auto s = open_store(o);
+        for (int i = 1; i <= 3; ++i) {
+            REQUIRE(ingest(*s, "alice", message_body(i), "isp", "U" + std::to_string(i)));
+        }
+        sync(*s);
+        auto trash = s->find_folder("alice", "Trash");
+        REQUIRE(trash);
+        file1 = *s->message_path("alice", kInbox, 1);
+        moved = *s->message_path("alice", kInbox, 2);
+        std::string keep1 = read_file(file1);
+        std::string keep2 = read_file(moved);
+        REQUIRE(s->expunge("alice", kInbox, std::vector<Uid>{1}));
+        REQUIRE(s->move("alice", kInbox, std::vector<Uid>{2}, *trash));
+        sync(*s);
+        REQUIRE_FALSE(fs::exists(file1));
+        REQUIRE_FALSE(fs::exists(moved));
+        // Put both back, as if the kill came between the journal fsync and the unlinks.
+        for (const auto& [path, bytes] : {std::pair{file1, keep1}, std::pair{moved, keep2}}) {
+            std::FILE* f = std::fopen(path.c_str(), "wb");
+            REQUIRE(f != nullptr);
+            std::fwrite(bytes.data(), 1, bytes.size(), f);
+            std::fclose(f);
+        }
+    }
+    auto s = open_store(o);
+    auto v = s->view("alice", kInbox);
+    REQUIRE(v);
+    REQUIRE(v->messages.size() == 1);
+    CHECK(v->messages[0].uid == 3);
+    CHECK_FALSE(fs::exists(file1));
+    CHECK_FALSE(fs::exists(moved));
+    std::size_t files = 0;
+    for (const auto& e : fs::directory_iterator(inbox(dir) / "cur")) {
+        (void)e;
+        ++files;
+    }
+    CHECK(files == 1);
+    bool logged = false;
+    for (const auto& w : warnings) {
+        logged = logged || w.find("removed 2 file(s) of expunged messages") != std::string::npos;
+    }
+    CHECK(logged);
+    // The moved message is still in Trash, readable.
+    auto trash = s->find_folder("alice", "Trash");
+    REQUIRE(trash);
+    auto t = s->view("alice", *trash);
+    REQUIRE(t);
+    REQUIRE(t->messages.size() == 1);
+    CHECK(read_file(*s->message_path("alice", *trash, t->messages[0].uid)) == message_body(2));
+}
+
+TEST_CASE("recovery is logged: orphans in tmp/ and a torn journal tail", "[store]") {
+    TempDir dir;
+    StoreOptions o = options_for(dir);
+    std::vector<std::string> warnings;
+    o.log = [&](std::string_view m) { warnings.emplace_back(m); };
+    {
+        auto s = open_store(o);
+        REQUIRE(ingest(*s, "alice", message_body(1), "isp", "U1"));
+        sync(*s);
+    }
+    // A download cut off by a kill, and half a record at the end of the journal.
+    {
+        std::FILE* f =
+            std::fopen((inbox(dir) / "tmp" / "1700000000.orphan.testhost").c_str(), "wb");
+        REQUIRE(f != nullptr);
+        std::fputs("From: x\r\n", f);
+        std::fclose(f);
+        f = std::fopen((inbox(dir) / "popbridge.index").c_str(), "ab");
+        REQUIRE(f != nullptr);
+        const char torn[3] = {0x40, 0x00, 0x00};
+        std::fwrite(torn, 1, sizeof torn, f);
+        std::fclose(f);
+    }
+    auto s = open_store(o);
+    auto v = s->view("alice", kInbox);
+    REQUIRE(v);
+    CHECK(v->messages.size() == 1);
+    CHECK(fs::is_empty(inbox(dir) / "tmp"));
+    std::string all;
+    for (const auto& w : warnings) {
+        all += w + "\n";
+    }
+    CHECK(all.find("removed 1 uncommitted file(s)") != std::string::npos);
+    CHECK(all.find("truncated a torn tail of 3 byte(s)") != std::string::npos);
+}
+
+// Found by tests/integration/test_crash_loop.py (popbridge as PID 1 of a PID namespace,
+// killed and restarted within a second): file names were <time>.P<pid>Q<counter>, so the
+// restarted process made the same names again. Its new message was renamed over a
+// committed one in cur/, and at the next open an uncommitted file in tmp/ was "rolled
+// forward" over the committed message of the same name. Same process here = same pid; the
+// clock stands still.
+TEST_CASE("a restart within the same second with the same pid never reuses a file name",
+          "[store]") {
+    TempDir dir;
+    StoreOptions o = options_for(dir);
+    o.clock = [] { return std::int64_t{1'700'000'000}; };
+    const std::string first = message_body(1);
+    const std::string second = message_body(2); // same size as first
+    REQUIRE(first.size() == second.size());
+    {
+        auto s = open_store(o);
+        REQUIRE(ingest(*s, "alice", first, "isp", "U1"));
+        sync(*s);
+    }
+    {
+        auto s = open_store(o); // "restarted": same pid, same second
+        REQUIRE(ingest(*s, "alice", second, "isp", "U2"));
+        sync(*s);
+        auto v = s->view("alice", kInbox);
+        REQUIRE(v);
+        REQUIRE(v->messages.size() == 2);
+        CHECK(v->messages[0].file_name != v->messages[1].file_name);
+        CHECK(read_file(*s->message_path("alice", kInbox, 1)) == first);
+        CHECK(read_file(*s->message_path("alice", kInbox, 2)) == second);
+    }
+}
+
+TEST_CASE("recovery never renames a file from tmp/ over a committed message in cur/", "[store]") {
+    TempDir dir;
+    const std::string first = message_body(1);
+    fs::path committed;
+    {
+        auto s = open_store(options_for(dir));
+        REQUIRE(ingest(*s, "alice", first, "isp", "U1"));
+        sync(*s);
+        committed = *s->message_path("alice", kInbox, 1);
+    }
+    // An uncommitted download that happens to carry the committed message's base name
+    // (as names made before they had a random part could) and its size.
+    std::string base = committed.filename().string();
+    base = base.substr(0, base.find(','));
+    std::string other = message_body(2);
+    REQUIRE(other.size() == first.size());
+    {
+        std::FILE* f = std::fopen((inbox(dir) / "tmp" / base).c_str(), "wb");
+        REQUIRE(f != nullptr);
+        std::fwrite(other.data(), 1, other.size(), f);
+        std::fclose(f);
+    }
+    auto s = open_store(options_for(dir));
+    auto v = s->view("alice", kInbox);
+    REQUIRE(v);
+    REQUIRE(v->messages.size() == 1);
+    CHECK(read_file(*s->message_path("alice", kInbox, 1)) == first);
+    CHECK(fs::is_empty(inbox(dir) / "tmp"));
+}
