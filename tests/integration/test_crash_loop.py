@@ -41,6 +41,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -161,6 +162,17 @@ class CrashLoopBase(unittest.TestCase):
 # a. ingest crash loop
 # --------------------------------------------------------------------------
 
+def port_free(port: int) -> bool:
+    """True when 127.0.0.1:port can be bound again (no process listens on it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 class IngestCrashLoop(CrashLoopBase):
     def run_loop(self, keep_on_server: bool, same_pid: bool = False) -> None:
         messages = corpus(60, 4, SEED % 100_000)
@@ -234,6 +246,11 @@ class IngestCrashLoop(CrashLoopBase):
             time.sleep(self.rng.uniform(0, 0.3))
             pb.kill9()
             kills += 1
+            if same_pid:
+                # SIGKILL of unshare reaches the namespace's PID 1 asynchronously
+                # (--kill-child): wait until its listening socket is gone before restarting.
+                harness.wait_until(lambda: port_free(pb.imap_port), 10,
+                                   f"IMAP port {pb.imap_port} free after the kill")
             upstream_missing = set(by_id) - {message_id(m) for m in dovecot.upstream_messages().values()}
             if keep_on_server:
                 self.assertFalse(upstream_missing, f"{where}: keep_on_server true but upstream lost "
