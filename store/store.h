@@ -19,8 +19,8 @@
 // anyone, so it may be handed out again after a restart).
 //
 // Durability order of one job, per folder (see DESIGN.md "Store"):
-//   fdatasync each message in tmp/ -> fsync tmp/ -> append journal records, fdatasync
-//   -> rename tmp/X -> cur/X,S=<size>:2, -> fsync cur/.
+//   {fdatasync each message in tmp/, fsync tmp/} (in parallel, see kMaxSyncThreads)
+//   -> append journal records, fdatasync -> rename tmp/X -> cur/X,S=<size>:2, -> fsync cur/.
 // A crash after the journal fsync leaves a journaled file in tmp/: open rolls it
 // forward into cur/. Any other file in tmp/ at open is an orphan and is removed (its
 // UIDL is not in the ledger, so the poller downloads it again). So cur/ never holds
