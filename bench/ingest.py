@@ -14,6 +14,8 @@ state, pulls everything, and is measured:
   pipeline-fsync       bench/pop3_pipeline.cpp: pipelined RETR, write + fsync + rename each
   pipeline-nofsync     the same without fsync
   server-only          the same, bytes discarded (what the upstream alone costs)
+  popbridge-base       only with POPBRIDGE_BASE_BIN=<binary>: another popbridge build (e.g.
+                       the commit before a change) run side by side with popbridge
 
 Others: wall, CPU (user+sys incl. children) and peak RSS from /usr/bin/time.
 
@@ -281,6 +283,16 @@ class Popbridge(Contender):
         self.pb.cleanup()
 
 
+class PopbridgeBase(Popbridge):
+    """Another popbridge binary (POPBRIDGE_BASE_BIN, e.g. the previous commit built with
+    `POPBRIDGE_BENCH_BUILD=build-bench-base bench/build.sh REV`), measured side by side."""
+    name = "popbridge-base"
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.pb.binary = Path(os.environ["POPBRIDGE_BASE_BIN"])
+
+
 # ------------------------------------------------------------------ command-counting relay
 
 class Relay:
@@ -363,7 +375,10 @@ def main() -> int:
     info = bl.corpus_info(src)
     up = bl.Upstream().start(seed_from=src)
     up.warm()
-    contenders: list[Contender] = [Popbridge(up), Fetchmail(up), Getmail(up), Mpop(up),
+    contenders: list[Contender] = [Popbridge(up)]
+    if os.environ.get("POPBRIDGE_BASE_BIN"):
+        contenders.append(PopbridgeBase(up))
+    contenders += [Fetchmail(up), Getmail(up), Mpop(up),
                                    Pipeline(up, "fsync", pipeline_bin),
                                    Pipeline(up, "nofsync", pipeline_bin),
                                    Pipeline(up, "discard", pipeline_bin)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import re
 import subprocess
 import sys
 import time
@@ -19,6 +20,52 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lib"))
 import benchlib as bl  # noqa: E402
+
+
+def summarize(text: str, main_tid: int | None) -> str:
+    """Per-thread perf trace blocks folded into three groups: the event loop (main thread),
+    libuv pool threads that ran group commits (they rename), and the short-lived helper
+    threads a SyncJob starts for its parallel fdatasyncs. Totals per syscall in each."""
+    blocks = re.split(r"\n (\S+) \((\d+)\), (\d+) events", text)
+    threads = []
+    for i in range(1, len(blocks) - 3, 4):
+        tid, body = int(blocks[i + 1]), blocks[i + 3]
+        rows = {}
+        for m in re.finditer(r"^\s+(\w+)\s+(\d+)\s+\d+\s+([\d.]+)\s+[\d.]+\s+[\d.]+\s+([\d.]+)",
+                             body, re.M):
+            rows[m.group(1)] = (int(m.group(2)), float(m.group(3)), float(m.group(4)))
+        threads.append((tid, rows))
+    if not threads:
+        return "(no per-thread blocks found)\n"
+    if main_tid is None:
+        main_tid = min(t for t, _ in threads)
+    groups: dict[str, list] = {"loop (main thread)": [], "pool threads with group commits": [],
+                               "SyncJob helper threads": [],
+                               "other threads (helpers that found no file left, idle pool)": []}
+    for tid, rows in threads:
+        if tid == main_tid:
+            groups["loop (main thread)"].append(rows)
+        elif "rename" in rows or "pwrite64" in rows:
+            groups["pool threads with group commits"].append(rows)
+        elif "fdatasync" in rows or "fsync" in rows:
+            groups["SyncJob helper threads"].append(rows)
+        else:
+            groups["other threads (helpers that found no file left, idle pool)"].append(rows)
+    lines = ["| threads | count | syscall: calls, total ms, max ms (top 6 by time) |", "|---|---|---|"]
+    for name, members in groups.items():
+        if not members:
+            continue
+        agg: dict[str, list] = {}
+        for rows in members:
+            for k, (c, t, mx) in rows.items():
+                a = agg.setdefault(k, [0, 0.0, 0.0])
+                a[0] += c
+                a[1] += t
+                a[2] = max(a[2], mx)
+        top = sorted(agg.items(), key=lambda kv: -kv[1][1])[:6]
+        cells = "; ".join(f"{k} {c} / {t:.0f} / {mx:.1f}" for k, (c, t, mx) in top)
+        lines.append(f"| {name} | {len(members)} | {cells} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -54,11 +101,13 @@ def main() -> int:
     finally:
         pb.cleanup()
         up.stop()
-    head = (f"poll: {p}\nprocess CPU at the poll line: {cpu:.2f} s\n"
-            f"perf trace -s summary (per thread; msec totals):\n")
     text = out.read_text(errors="replace") if out.exists() else "(perf trace produced nothing)"
+    head = (f"poll: {p}\nprocess CPU at the poll line: {cpu:.2f} s\n\n"
+            f"Summary (epoll_wait is idle time; futex in helpers is waiting to be joined):\n\n"
+            f"{summarize(text, child[0] if child else None)}\n"
+            f"perf trace -s summary (per thread; msec totals):\n")
     out.write_text(head + text)
-    print(head + text)
+    print(head)
     return 0
 
 

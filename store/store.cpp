@@ -170,6 +170,7 @@ Incoming& Incoming::operator=(Incoming&& other) noexcept {
         tmp_path_ = std::move(other.tmp_path_);
         base_name_ = std::move(other.base_name_);
         size_ = other.size_;
+        written_back_ = other.written_back_;
         max_size_ = other.max_size_;
         failed_ = other.failed_;
     }
@@ -197,7 +198,23 @@ Result<void> Incoming::append(std::span<const char> bytes) {
         return r;
     }
     size_ += bytes.size();
+    if (size_ - written_back_ >= kWriteBackChunk) {
+        start_write_back();
+    }
     return {};
+}
+
+void Incoming::start_write_back() noexcept {
+    // Only a hint: errors are ignored here (EINVAL on file systems without it), the
+    // SyncJob's fdatasync reports real ones. The call queues the dirty pages for writing
+    // and returns; it waits only if the device's request queue is full.
+#ifdef __linux__
+    if (fd_ >= 0 && size_ > written_back_) {
+        ::sync_file_range(fd_, static_cast<off_t>(written_back_),
+                          static_cast<off_t>(size_ - written_back_), SYNC_FILE_RANGE_WRITE);
+    }
+#endif
+    written_back_ = size_;
 }
 
 void Incoming::abort() noexcept {
@@ -379,6 +396,7 @@ Result<Ticket> Store::commit_incoming(Incoming&& incoming, const Origin& origin,
     }
     PendingOp op;
     op.kind = OpKind::Ingest;
+    incoming.start_write_back();
     // The file is closed now and reopened by the SyncJob for its fdatasync: a queued
     // message must not hold a descriptor, or a fast upstream on a slow disk exhausts
     // RLIMIT_NOFILE. fdatasync flushes the inode whatever descriptor wrote it, and (Linux

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -115,6 +116,17 @@ std::vector<OriginEntry> retired_origins(const std::unordered_map<std::string, O
 // away keeps its entry at the target.
 void ledger_expunged(std::unordered_map<std::string, OriginEntry>& ledger, const MessageRecord& m,
                      FolderId folder);
+
+// SyncJob::run() spreads a batch's fdatasyncs (each message file, plus tmp/) over this many
+// threads at most, its own included. They mostly wait on the disk, not on a CPU: ext4
+// folds concurrent fsyncs into one journal commit and the block layer merges their cache
+// flushes, so a group of N files costs about one flush instead of N in a row.
+inline constexpr std::size_t kMaxSyncThreads = 16;
+// Calls task(i) once for every i < tasks, on up to kMaxSyncThreads threads (this one
+// included; helpers are started here and joined before returning). Each thread takes the
+// next unclaimed index, so slow and fast tasks spread evenly. If a thread cannot be
+// started, the others (at least this one) run every task anyway. task must not throw.
+void run_parallel(std::size_t tasks, const std::function<void(std::size_t)>& task) noexcept;
 
 } // namespace detail
 } // namespace popbridge::store

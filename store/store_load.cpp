@@ -312,7 +312,13 @@ Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,
     if (!size_ec) {
         std::size_t estimate = static_cast<std::size_t>(journal_bytes / 80);
         f.messages.reserve(estimate);
-        user.ledger.reserve(user.ledger.size() + estimate);
+        // Only ever grow: reserve() below the current bucket count rehashes the whole
+        // ledger down (every folder after a large INBOX did that: 5 rehashes of 100k).
+        const std::size_t want = user.ledger.size() + estimate;
+        if (static_cast<double>(want) >
+            static_cast<double>(user.ledger.bucket_count()) * user.ledger.max_load_factor()) {
+            user.ledger.reserve(want);
+        }
     }
     auto opened = open_journal(f.dir / kIndexFile, kIndexMagic, on_record, true);
     if (!opened) {

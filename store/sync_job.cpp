@@ -1,7 +1,9 @@
 // The worker side of the group-commit protocol (store.h): blocking I/O only, touching
 // nothing but the job.
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <thread>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -13,7 +15,9 @@ namespace popbridge::store {
 
 namespace fs = std::filesystem;
 using detail::Batch;
+using detail::kMaxSyncThreads;
 using detail::PendingOp;
+using detail::run_parallel;
 
 namespace {
 
@@ -72,6 +76,34 @@ Result<void> copy_message_file(const fs::path& from, const fs::path& to) {
 }
 
 } // namespace
+
+void detail::run_parallel(std::size_t tasks,
+                          const std::function<void(std::size_t)>& task) noexcept {
+    if (tasks == 0) {
+        return;
+    }
+    std::atomic<std::size_t> next{0};
+    auto worker = [&] {
+        for (std::size_t i = next.fetch_add(1); i < tasks; i = next.fetch_add(1)) {
+            task(i);
+        }
+    };
+    std::vector<std::thread> helpers;
+    try {
+        const std::size_t want = std::min(tasks, kMaxSyncThreads) - 1;
+        helpers.reserve(want);
+        for (std::size_t t = 0; t < want; ++t) {
+            helpers.emplace_back(worker);
+        }
+    } catch (...) {
+        // No thread (EAGAIN) or no memory: the helpers that did start, and this thread,
+        // take every task anyway.
+    }
+    worker();
+    for (auto& h : helpers) {
+        h.join();
+    }
+}
 
 SyncJob::~SyncJob() {
     for (auto& b : batches_) {
@@ -189,25 +221,22 @@ void SyncJob::run_batch(Batch& batch, bool second_pass) {
         }
     }
 
-    // 1. Message contents durable: fsync ingested files; link (or copy) copied ones.
+    // 1. Message contents durable and their tmp/ entries too (the journal will point at
+    //    them). Copies are linked (or copied) here first, since that adds tmp/ entries.
+    //    Then every ingested file's fdatasync and the one fsync of tmp/ run at once on
+    //    up to kMaxSyncThreads threads: their order does not matter, only that all are
+    //    done before the journal names the files (see run_parallel). Fault hooks are
+    //    asked here, in op order, on this thread.
+    std::vector<PendingOp*> file_syncs;
     for (PendingOp* op : ops) {
         if (op->state != State::Queued) {
             continue;
         }
         if (op->kind == OpKind::Ingest) {
-            fs::path p = tmp_dir / op->tmp_name;
-            if (op->fd < 0)
-                op->fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC);
             if (fault("message_fsync")) {
-                fail(*op, State::Failed, injected("message_fsync", p));
-            } else if (op->fd < 0) {
-                fail(*op, State::Failed, io_error("open", p, errno));
-            } else if (::fdatasync(op->fd) != 0) {
-                fail(*op, State::Failed, io_error("fdatasync", p, errno));
-            }
-            if (op->fd >= 0) {
-                ::close(op->fd); // one descriptor at a time, whatever the group size
-                op->fd = -1;
+                fail(*op, State::Failed, injected("message_fsync", tmp_dir / op->tmp_name));
+            } else {
+                file_syncs.push_back(op);
             }
         } else if (op->kind == OpKind::Copy || op->kind == OpKind::Move) {
             // The source files were fdatasync'ed when they were committed; a link shares
@@ -239,24 +268,41 @@ void SyncJob::run_batch(Batch& batch, bool second_pass) {
             }
         }
     }
-    // 2. Their directory entries in tmp/ durable (the journal will point at them).
     bool any_files = std::any_of(ops.begin(), ops.end(), [](const PendingOp* op) {
         return writes_files(*op) && op->state == State::Queued;
     });
-    if (any_files) {
-        Result<void> r;
-        if (fault("tmp_dir_fsync")) {
-            r = tl::unexpected(injected("tmp_dir_fsync", tmp_dir));
-        } else {
-            r = fsync_dir(tmp_dir);
+    Result<void> tmp_synced;
+    if (any_files && fault("tmp_dir_fsync")) {
+        tmp_synced = tl::unexpected(injected("tmp_dir_fsync", tmp_dir));
+    }
+    const bool sync_tmp = any_files && tmp_synced.has_value();
+    run_parallel(file_syncs.size() + (sync_tmp ? 1 : 0), [&](std::size_t i) {
+        if (i == file_syncs.size()) {
+            tmp_synced = fsync_dir(tmp_dir);
+            return;
         }
-        if (!r) {
-            for (PendingOp* op : ops) {
-                if (writes_files(*op) && op->state == State::Queued) {
-                    fail(*op, State::Failed, r.error());
-                    for (const auto& item : op->copies) {
-                        ::unlink((tmp_dir / item.tmp_name).c_str());
-                    }
+        // Each op is touched by exactly one thread here.
+        PendingOp& op = *file_syncs[i];
+        fs::path p = tmp_dir / op.tmp_name;
+        if (op.fd < 0) {
+            op.fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC);
+        }
+        if (op.fd < 0) {
+            fail(op, State::Failed, io_error("open", p, errno));
+        } else if (::fdatasync(op.fd) != 0) {
+            fail(op, State::Failed, io_error("fdatasync", p, errno));
+        }
+        if (op.fd >= 0) {
+            ::close(op.fd); // at most kMaxSyncThreads descriptors, whatever the group size
+            op.fd = -1;
+        }
+    });
+    if (!tmp_synced) {
+        for (PendingOp* op : ops) {
+            if (writes_files(*op) && op->state == State::Queued) {
+                fail(*op, State::Failed, tmp_synced.error());
+                for (const auto& item : op->copies) {
+                    ::unlink((tmp_dir / item.tmp_name).c_str());
                 }
             }
         }
