@@ -85,6 +85,15 @@ LoginThrottle::wait_before_check(std::string_view user, std::string_view address
     return std::min(wait, limits_.max);
 }
 
+void LoginThrottle::begin_check(std::string_view user, std::string_view address, TimePoint now) {
+    auto reserve = [&](Entry* e) {
+        if (e && e->failures > 0)
+            e->free_at = std::max(e->free_at, now + delay_for(e->failures + 1));
+    };
+    reserve(users_.find(user_key(user), now, limits_.forget_after));
+    reserve(addresses_.find(address, now, limits_.forget_after));
+}
+
 std::chrono::milliseconds LoginThrottle::record_failure(Table& t, std::string_view key,
                                                         TimePoint now) {
     Entry& e = t.touch(key, now, limits_.forget_after, limits_.max_keys);

@@ -10,9 +10,14 @@
 //   - before a password is checked, the attempt waits until both its account and its
 //     address are free (wait_before_check). This is what bites a client that opens many
 //     connections, or drops the connection instead of waiting for the answer: every new
-//     attempt waits for the pending delay of its address and account;
+//     attempt waits for the pending delay of its address and account. While a check runs
+//     on a key that has failures, the key counts as failing once more (begin_check), so
+//     parallel attempts queue behind it;
 //   - a failed attempt is answered after max(d(account), d(address)) (failed()).
 // Both waits are bounded by `max`: there is no ban, every attempt is evaluated in the end.
+// The price: once more attempts pile up on one key than fit in `max`, a client with N
+// parallel connections gets about N checks per `max` (see docs/design-notes.md), and the
+// very first burst on a key without failures is checked at once.
 // Unknown accounts and wrong passwords take the same path, so they cost the same.
 //
 // A count is forgotten `forget_after` after the key's last failure. A success resets the
@@ -50,9 +55,15 @@ public:
     // d(n) from the header comment.
     std::chrono::milliseconds delay_for(unsigned failures) const;
 
-    // How long an attempt must wait before its password is checked (0: check now).
+    // How long an attempt must wait before its password is checked (0: check now). The
+    // caller asks again when the wait is over (another check may have started meanwhile),
+    // but waits no longer than `max` in total: there is no ban.
     std::chrono::milliseconds wait_before_check(std::string_view user, std::string_view address,
                                                 TimePoint now);
+    // The password check of an attempt starts now. A key that already has failures is
+    // reserved as if this attempt fails too, so attempts on other connections wait for it
+    // (parallel guessing is spaced like sequential guessing); succeeded() gives that back.
+    void begin_check(std::string_view user, std::string_view address, TimePoint now);
     // Records a failed attempt; returns how long to hold back its answer.
     std::chrono::milliseconds failed(std::string_view user, std::string_view address,
                                      TimePoint now);

@@ -103,18 +103,28 @@ void StoreBackend::login(std::string_view user, std::string_view password,
     job->user = std::string(user);
     job->password = std::string(password);
     job->done = std::move(done);
-    // Wait out the pending delay of this account and address before the password is looked
-    // at: a client with many connections (or one that hangs up instead of waiting for the
-    // NO) gets no faster answers than one that waits.
-    auto wait = login_throttle().wait_before_check(job->user, throttle_address_key(remote_),
-                                                   std::chrono::steady_clock::now());
-    if (wait.count() <= 0) {
-        check_login(std::move(job));
+    wait_then_check(std::move(job));
+}
+
+// Waits out the pending delay of this account and address before the password is looked
+// at (login_throttle.h): a client with many connections, or one that hangs up instead of
+// waiting for the NO, gets no faster answers than one that waits. Asks again after each
+// wait, since another check may have started meanwhile; never longer than the cap in total.
+void StoreBackend::wait_then_check(std::shared_ptr<LoginJob> job) {
+    LoginThrottle& throttle = login_throttle();
+    auto now = std::chrono::steady_clock::now();
+    std::string address = throttle_address_key(remote_);
+    auto wait = std::min(throttle.wait_before_check(job->user, address, now),
+                         throttle.limits().max - job->waited);
+    if (wait.count() > 0) {
+        job->waited += wait;
+        delay_ = std::make_unique<uv::Timer>(svc_.loop);
+        delay_->start(static_cast<std::uint64_t>(wait.count()), 0,
+                      [this, job]() mutable { wait_then_check(std::move(job)); });
         return;
     }
-    delay_ = std::make_unique<uv::Timer>(svc_.loop);
-    delay_->start(static_cast<std::uint64_t>(wait.count()), 0,
-                  [this, job]() mutable { check_login(std::move(job)); });
+    throttle.begin_check(job->user, address, now);
+    check_login(std::move(job));
 }
 
 void StoreBackend::check_login(std::shared_ptr<LoginJob> job) {

@@ -4,6 +4,7 @@
 // mailbox name to the logged-in user's store, and forwards the store's change events for
 // the selected folder to the session.
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -111,8 +112,10 @@ private:
         std::string user;
         std::string password; // wiped once checked
         bool ok = false;
+        std::chrono::milliseconds waited{0}; // before the check, bounded by the throttle's cap
         std::function<void(bool ok)> done;
     };
+    void wait_then_check(std::shared_ptr<LoginJob> job);
     void check_login(std::shared_ptr<LoginJob> job);
 
     BackendServices svc_;

@@ -230,3 +230,22 @@ TEST_CASE("throttle: log_quote leaves nothing that looks like another field", "[
     CHECK(q == "\"x\\x20remote\\x3d1.2.3.4\\x0d\\x0aimap\\x20auth\\x20failed\\x20remote\\x3d6.6.6."
                "6\\x20\\x22\\x5c\\x01\\xff\"");
 }
+
+TEST_CASE("throttle: a running check on a failing key holds back parallel attempts", "[throttle]") {
+    LoginThrottle t;
+    FakeClock c;
+    t.failed("alice", "10.0.0.1", c.now); // 1 failure: free in 2 s
+    c.advance(seconds(2));
+    CHECK(t.wait_before_check("alice", "10.0.0.1", c.now) == milliseconds(0));
+    t.begin_check("alice", "10.0.0.1", c.now);
+    // Another connection asks while that check runs: it waits as if the check failed (4 s).
+    CHECK(t.wait_before_check("alice", "10.0.0.2", c.now) == seconds(4));
+    CHECK(t.wait_before_check("bob", "10.0.0.1", c.now) == seconds(4));
+    // The check succeeds: the account is free at once, the address after d(0) = 0.
+    t.succeeded("alice", "10.0.0.1", c.now);
+    CHECK(t.wait_before_check("alice", "10.0.0.2", c.now) == milliseconds(0));
+    CHECK(t.wait_before_check("bob", "10.0.0.1", c.now) == milliseconds(0));
+    // Keys without failures are not reserved: parallel logins of a fresh client all go.
+    t.begin_check("carol", "10.0.0.3", c.now);
+    CHECK(t.wait_before_check("carol", "10.0.0.3", c.now) == milliseconds(0));
+}
