@@ -3,6 +3,7 @@ that times one LOGIN from a chosen loopback source address, and a daemon with sh
 delays and a second account.
 """
 
+import base64
 import socket
 import time
 from pathlib import Path
@@ -68,6 +69,19 @@ def attempt(port: int, user: str, password: str, source: str) -> tuple[bytes, fl
     c = RawImap(port, source)
     try:
         return c.login(user, password)
+    finally:
+        c.close()
+
+
+def attempt_plain(port: int, user: bytes, password: bytes, source: str) -> tuple[bytes, float]:
+    """One AUTHENTICATE PLAIN (SASL-IR) on a fresh connection: any bytes in the name."""
+    c = RawImap(port, source)
+    try:
+        blob = base64.b64encode(b"\0" + user + b"\0" + password)
+        c.sock.sendall(b"p1 AUTHENTICATE PLAIN " + blob + b"\r\n")
+        t0 = time.monotonic()
+        text = c.reply(b"p1")
+        return text, time.monotonic() - t0
     finally:
         c.close()
 
