@@ -167,8 +167,10 @@ void StoreBackend::check_login(std::shared_ptr<LoginJob> job) {
             spdlog::warn("imap auth failed remote={} user={} reason={} delay_ms={} "
                          "failures_user={} failures_remote={}",
                          remote_host(remote_), log_quote(name),
-                         known ? "bad_password" : "unknown_user", delay.count(),
-                         login_throttle().failures_for_user(name, now),
+                         !known    ? "unknown_user"
+                         : job->ok ? "store_error"
+                                   : "bad_password",
+                         delay.count(), login_throttle().failures_for_user(name, now),
                          login_throttle().failures_for_address(address, now));
             delay_ = std::make_unique<uv::Timer>(svc_.loop);
             delay_->start(static_cast<std::uint64_t>(delay.count()), 0,
