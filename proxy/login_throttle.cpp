@@ -48,16 +48,18 @@ LoginThrottle::Entry* LoginThrottle::Table::find(std::string_view key, TimePoint
 LoginThrottle::Entry& LoginThrottle::Table::touch(std::string_view key, TimePoint now,
                                                   std::chrono::milliseconds forget,
                                                   std::size_t max_keys) {
-    // Forgotten entries go first, then the oldest ones while the table is full.
-    while (!by_age_.empty() && (now - by_age_.front()->second.last_failure >= forget ||
-                                map_.size() >= std::max<std::size_t>(max_keys, 1))) {
-        if (by_age_.front()->first == key && now - by_age_.front()->second.last_failure < forget)
-            break; // the entry we are about to update; it moves to the back below
+    // Forgotten entries go first; they are the oldest, at the front.
+    while (!by_age_.empty() && now - by_age_.front()->second.last_failure >= forget) {
         map_.erase(by_age_.front());
         by_age_.pop_front();
     }
     auto it = map_.find(key);
     if (it == map_.end()) {
+        // Full: the entry with the oldest failure makes room.
+        while (!by_age_.empty() && map_.size() >= std::max<std::size_t>(max_keys, 1)) {
+            map_.erase(by_age_.front());
+            by_age_.pop_front();
+        }
         it = map_.emplace(std::string(key), Entry{}).first;
         it->second.age = by_age_.insert(by_age_.end(), it);
     } else {

@@ -249,3 +249,21 @@ TEST_CASE("throttle: a running check on a failing key holds back parallel attemp
     t.begin_check("carol", "10.0.0.3", c.now);
     CHECK(t.wait_before_check("carol", "10.0.0.3", c.now) == milliseconds(0));
 }
+
+TEST_CASE("throttle: a failure on a known key in a full table evicts nothing", "[throttle]") {
+    LoginThrottleLimits limits;
+    limits.max_keys = 3;
+    LoginThrottle t(limits);
+    FakeClock c;
+    for (const char* name : {"a", "b", "c"}) {
+        t.failed(name, "10.0.0.1", c.now);
+        c.advance(milliseconds(1));
+    }
+    t.failed("c", "10.0.0.1", c.now);
+    CHECK(t.failures_for_user("a", c.now) == 1);
+    CHECK(t.failures_for_user("c", c.now) == 2);
+    t.failed("d", "10.0.0.1", c.now); // a new key: the oldest ("a") makes room
+    CHECK(t.failures_for_user("a", c.now) == 0);
+    CHECK(t.failures_for_user("b", c.now) == 1);
+    CHECK(t.user_keys() == 3);
+}
