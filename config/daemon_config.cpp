@@ -92,6 +92,23 @@ std::vector<Diagnostic> validate(const DaemonConfig& config, const SourceMap& wh
         out.push_back(where.at("admin.listen", "address " + config.admin.listen->to_string() +
                                                    " is already used by imap"));
     }
+    auto check_delay = [&](std::chrono::milliseconds d, const char* key) {
+        if (d < std::chrono::milliseconds(1) || d > kMaxLoginDelay) {
+            out.push_back(where.at(key, "expected a duration between 1ms and " +
+                                            format_duration_ms(kMaxLoginDelay) + ", got " +
+                                            format_duration_ms(d)));
+            return false;
+        }
+        return true;
+    };
+    if (check_delay(imap.login_delay, "imap.login_delay") &&
+        check_delay(imap.login_delay_max, "imap.login_delay_max") &&
+        imap.login_delay > imap.login_delay_max) {
+        out.push_back(
+            where.at("imap.login_delay_max", "must not be below imap.login_delay (" +
+                                                 format_duration_ms(imap.login_delay) + "), got " +
+                                                 format_duration_ms(imap.login_delay_max)));
+    }
     if (config.poll.max_connections < 1 || config.poll.max_connections > kMaxMaxConnections) {
         out.push_back(
             where.at("poll.max_connections", "expected an integer between 1 and " +

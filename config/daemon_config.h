@@ -3,6 +3,7 @@
 // validate(); reading YAML is yaml_loader's job.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -38,6 +39,10 @@ struct TlsFiles {
     friend bool operator==(const TlsFiles&, const TlsFiles&) = default;
 };
 
+inline constexpr std::chrono::milliseconds kDefaultLoginDelay{2000};
+inline constexpr std::chrono::milliseconds kDefaultLoginDelayMax{15000};
+inline constexpr std::chrono::milliseconds kMaxLoginDelay{25000};
+
 struct ImapConfig {
     std::vector<Endpoint> listen;     // plain IMAP, STARTTLS offered when `tls` is set
     std::vector<Endpoint> listen_tls; // implicit TLS (993)
@@ -45,6 +50,12 @@ struct ImapConfig {
     // Accept LOGIN/AUTHENTICATE on a connection that is not TLS. Connections from a loopback
     // peer may always authenticate in plain text.
     bool allow_plaintext_auth = false;
+    // Failed-login brake (proxy/login_throttle.h): the delay after the first failure of an
+    // account or address, doubling per failure up to login_delay_max. 1ms..25s each, and
+    // login_delay <= login_delay_max; the waits before and after a check stay under the 60 s
+    // login timeout.
+    std::chrono::milliseconds login_delay{kDefaultLoginDelay};
+    std::chrono::milliseconds login_delay_max{kDefaultLoginDelayMax};
 
     friend bool operator==(const ImapConfig&, const ImapConfig&) = default;
 };
@@ -89,7 +100,8 @@ struct DaemonConfig {
 // Semantic checks: data_dir and accounts_dir set, at least one IMAP listener, tls set when
 // listen_tls is used, cert and key readable, no address listed twice, a plain `listen` on a
 // non-loopback address only when STARTTLS (tls) or allow_plaintext_auth makes login
-// possible, max_connections in range. Positions come from `where`. Empty means valid.
+// possible, max_connections and the login delays in range. Positions come from `where`. Empty means
+// valid.
 std::vector<Diagnostic> validate(const DaemonConfig& config, const SourceMap& where = {});
 
 } // namespace popbridge::config

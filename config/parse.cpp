@@ -106,6 +106,28 @@ ParseResult<std::chrono::seconds> parse_duration(std::string_view text) {
     return std::chrono::seconds(static_cast<std::int64_t>(n * unit));
 }
 
+ParseResult<std::chrono::milliseconds> parse_duration_ms(std::string_view text) {
+    constexpr std::string_view kWhat = "a duration such as 250ms, 2s or 1m";
+    if (text.size() > 2 && text.ends_with("ms")) {
+        std::uint64_t n = 0;
+        std::size_t used = read_uint(text, n);
+        if (used == 0 || used != text.size() - 2) {
+            return tl::make_unexpected(got(kWhat, text));
+        }
+        if (n > 100ULL * 366 * 86400 * 1000) {
+            return tl::make_unexpected(got("a duration of at most 100 years", text));
+        }
+        return std::chrono::milliseconds(static_cast<std::int64_t>(n));
+    }
+    auto s = parse_duration(text);
+    if (!s) {
+        return tl::make_unexpected(s.error() == got("a duration of at most 100 years", text)
+                                       ? s.error()
+                                       : got(kWhat, text));
+    }
+    return std::chrono::milliseconds(*s);
+}
+
 ParseResult<std::uint64_t> parse_size(std::string_view text) {
     constexpr std::string_view kWhat =
         "a size such as 1024, 50MB or 10MiB (units B, KB, MB, GB, KiB, MiB, GiB)";
@@ -257,6 +279,13 @@ std::string format_duration(std::chrono::seconds value) {
         }
     }
     return std::to_string(s) + 's';
+}
+
+std::string format_duration_ms(std::chrono::milliseconds value) {
+    if (value.count() % 1000 != 0) {
+        return std::to_string(value.count()) + "ms";
+    }
+    return format_duration(std::chrono::duration_cast<std::chrono::seconds>(value));
 }
 
 std::string format_size(std::uint64_t bytes) {

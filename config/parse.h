@@ -24,6 +24,8 @@ using ParseResult = tl::expected<T, std::string>;
 // fraction, no spaces, one unit. Zero is accepted here; callers apply their own minimum.
 // Values above 100 years are refused as a likely mistake (and to stay far from overflow).
 ParseResult<std::chrono::seconds> parse_duration(std::string_view text);
+// parse_duration, plus milliseconds: "250ms". Used where sub-second values make sense.
+ParseResult<std::chrono::milliseconds> parse_duration_ms(std::string_view text);
 
 // "1024", "512B", "50MB", "10MiB": an integer, optional spaces, then B, KB, MB, GB (powers of
 // 1000) or KiB, MiB, GiB (powers of 1024); no unit means bytes. Units are case-sensitive.
@@ -57,6 +59,7 @@ ParseResult<Sha256> parse_sha256_fingerprint(std::string_view text);
 // Inverse helpers for messages and describe(): "5m", "14d", "90s" (largest exact unit);
 // "50MB", "10MiB", "1000B" (largest exact unit); lowercase hex without colons.
 std::string format_duration(std::chrono::seconds value);
+std::string format_duration_ms(std::chrono::milliseconds value); // "250ms", or as above
 std::string format_size(std::uint64_t bytes);
 std::string format_sha256(const Sha256& digest);
 

@@ -505,7 +505,8 @@ void decode_daemon(Decoder& dec, const YAML::Node& root, DaemonConfig& cfg) {
     };
     if (const Entry* e = dec.required(top, "imap")) {
         Fields imap = dec.fields(e->value, "imap", e->value_pos,
-                                 {"listen", "listen_tls", "tls", "allow_plaintext_auth"});
+                                 {"listen", "listen_tls", "tls", "allow_plaintext_auth",
+                                  "login_delay", "login_delay_max"});
         if (auto v = dec.list<Endpoint>(imap.get("listen"), "addresses", endpoint)) {
             cfg.imap.listen = std::move(*v);
         }
@@ -521,6 +522,14 @@ void decode_daemon(Decoder& dec, const YAML::Node& root, DaemonConfig& cfg) {
         }
         if (auto b = dec.boolean(imap.get("allow_plaintext_auth"))) {
             cfg.imap.allow_plaintext_auth = *b;
+        }
+        if (auto d = dec.parsed<std::chrono::milliseconds>(imap.get("login_delay"), "a duration",
+                                                           parse_duration_ms)) {
+            cfg.imap.login_delay = *d;
+        }
+        if (auto d = dec.parsed<std::chrono::milliseconds>(imap.get("login_delay_max"),
+                                                           "a duration", parse_duration_ms)) {
+            cfg.imap.login_delay_max = *d;
         }
     }
     if (const Entry* e = top.get("admin")) {

@@ -1,6 +1,8 @@
 // popbridge: command line entry point. See README.md and `popbridge --help`.
 
 #include <netdb.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <termios.h>
@@ -22,12 +24,14 @@
 #include "config/yaml_loader.h"
 #include "proxy/daemon.h"
 #include "proxy/log.h"
+#include "proxy/login_throttle.h"
 #include "proxy/password.h"
 #include "proxy/tls_context.h"
 
 namespace {
 
 constexpr const char* kDefaultConfig = "/etc/popbridge/popbridge.yaml";
+constexpr rlim_t kMinOpenFiles = 1024; // below this, harden_process() warns
 
 // Exit codes a script can rely on (also in --help and README.md).
 constexpr int kExitOk = 0;
@@ -345,6 +349,50 @@ int hash_password_cmd() {
     return 0;
 }
 
+// Process hygiene at start (README.md "Security"): no core dumps and no ptrace/proc access
+// by other processes of the same uid (PR_SET_DUMPABLE 0 also makes /proc/<pid>/ files
+// root-owned), and as many file descriptors as the hard limit allows. Each IMAP connection,
+// upstream POP3 connection and open store file takes a descriptor.
+void harden_process(const popbridge::config::DaemonConfig& config) {
+    rlimit no_core{0, 0};
+    if (setrlimit(RLIMIT_CORE, &no_core) != 0)
+        spdlog::warn("cannot disable core dumps: setrlimit(RLIMIT_CORE): {}", std::strerror(errno));
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        spdlog::warn("cannot clear the dumpable flag: prctl(PR_SET_DUMPABLE): {}",
+                     std::strerror(errno));
+
+    rlimit files{};
+    if (getrlimit(RLIMIT_NOFILE, &files) != 0) {
+        spdlog::warn("cannot read the open file limit: getrlimit(RLIMIT_NOFILE): {}",
+                     std::strerror(errno));
+        return;
+    }
+    if (files.rlim_cur < files.rlim_max) {
+        rlimit raised{files.rlim_max, files.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            files = raised;
+    }
+    // A home server's worth: the upstream connections, two per IMAP device for a few dozen
+    // devices, store files being synced, listeners, log and admin.
+    rlim_t wanted = std::max<rlim_t>(kMinOpenFiles, 256 + 2 * rlim_t(config.poll.max_connections));
+    if (files.rlim_cur != RLIM_INFINITY && files.rlim_cur < wanted) {
+        spdlog::warn(
+            "open file limit is {} (hard limit {}), below the {} popbridge wants: "
+            "connections beyond it are refused (EMFILE). Raise it with `ulimit -n {}` "
+            "before starting, LimitNOFILE={} in the systemd unit, or "
+            "`docker run --ulimit nofile={}:{}`",
+            static_cast<unsigned long long>(files.rlim_cur),
+            files.rlim_max == RLIM_INFINITY
+                ? std::string("unlimited")
+                : std::to_string(static_cast<unsigned long long>(files.rlim_max)),
+            static_cast<unsigned long long>(wanted), static_cast<unsigned long long>(wanted),
+            static_cast<unsigned long long>(wanted), static_cast<unsigned long long>(wanted),
+            static_cast<unsigned long long>(wanted));
+    } else {
+        spdlog::debug("open file limit {}", static_cast<unsigned long long>(files.rlim_cur));
+    }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -427,6 +475,11 @@ int main(int argc, char** argv) {
     }
     popbridge::proxy::init_logging(std::string(to_string(daemon_config->log.level)),
                                    std::string(to_string(daemon_config->log.format)));
+    harden_process(*daemon_config);
+    popbridge::proxy::login_throttle().set_limits(
+        {daemon_config->imap.login_delay, daemon_config->imap.login_delay_max,
+         popbridge::proxy::LoginThrottleLimits{}.forget_after,
+         popbridge::proxy::LoginThrottleLimits{}.max_keys});
     int rc;
     {
         popbridge::proxy::Daemon daemon(std::move(*daemon_config));

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "proxy/login_throttle.h"
+
 namespace popbridge::proxy {
 
 void LatencyHistogram::observe(std::chrono::microseconds d) {
@@ -149,6 +151,10 @@ void write_core_metrics(PrometheusWriter& w, const Metrics& m) {
     w.family("popbridge_imap_logins_total", "counter", "IMAP login attempts by result.");
     w.sample("popbridge_imap_logins_total", {{"result", "ok"}}, double(m.imap.logins_ok));
     w.sample("popbridge_imap_logins_total", {{"result", "failed"}}, double(m.imap.logins_failed));
+    w.family("popbridge_imap_login_throttled_addresses", "gauge",
+             "Client addresses whose next login waits for a failed-login delay now.");
+    w.sample("popbridge_imap_login_throttled_addresses",
+             double(login_throttle().throttled_addresses(std::chrono::steady_clock::now())));
     w.family("popbridge_imap_commands_total", "counter", "IMAP commands received, by name.");
     for (const auto& [name, n] : m.imap.commands)
         w.sample("popbridge_imap_commands_total", {{"command", name}}, double(n));

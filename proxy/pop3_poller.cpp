@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
+#include "protocol/common/wipe.h"
 #include "protocol/pop3/client.h"
 #include "proxy/connection.h"
 #include "proxy/store_sync.h"
@@ -569,6 +570,7 @@ private:
             std::string out = client_.take_output();
             if (!out.empty())
                 conn_->write(out);
+            protocol::wipe(out); // may be PASS/AUTH; the connection has its own copy
         }
         while (auto ev = client_.next_event()) {
             std::visit([this](auto& e) { handle(e); }, *ev);
@@ -576,6 +578,7 @@ private:
                 std::string out = client_.take_output();
                 if (!out.empty())
                     conn_->write(out);
+                protocol::wipe(out);
             }
         }
     }

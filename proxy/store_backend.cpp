@@ -14,6 +14,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <openssl/crypto.h>
+
+#include "proxy/login_throttle.h"
 #include "proxy/metrics.h"
 #include "proxy/password.h"
 #include "proxy/store_sync.h"
@@ -24,26 +27,6 @@ namespace popbridge::proxy {
 namespace imap = protocol::imap;
 
 namespace {
-
-std::map<std::string, std::uint64_t>& failures_by_user() {
-    static std::map<std::string, std::uint64_t> m;
-    return m;
-}
-std::map<std::string, std::uint64_t>& failures_by_remote() {
-    static std::map<std::string, std::uint64_t> m;
-    return m;
-}
-
-// "1.2.3.4:5678" / "[::1]:5678" -> the address without the port.
-std::string remote_host(const std::string& remote) {
-    auto colon = remote.rfind(':');
-    if (colon == std::string::npos)
-        return remote;
-    std::string host = remote.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-    return host;
-}
 
 bool is_inbox_name(std::string_view n) {
     return n == "INBOX";
@@ -66,15 +49,6 @@ imap::MessageMeta to_meta(const store::MessageRecord& m) {
 imap::StructureCache& shared_structure_cache() {
     static imap::StructureCache cache(kStructureCacheBytes);
     return cache;
-}
-
-std::uint64_t login_failures_for_user(const std::string& user) {
-    auto it = failures_by_user().find(user);
-    return it == failures_by_user().end() ? 0 : it->second;
-}
-std::uint64_t login_failures_for_remote(const std::string& remote) {
-    auto it = failures_by_remote().find(remote_host(remote));
-    return it == failures_by_remote().end() ? 0 : it->second;
 }
 
 imap::Error to_imap_error(const store::Error& e) {
@@ -125,43 +99,82 @@ StoreBackend::~StoreBackend() {
 
 void StoreBackend::login(std::string_view user, std::string_view password,
                          std::function<void(bool ok)> done) {
-    std::string name(user);
-    std::optional<std::string> hash = svc_.accounts->password_hash(name);
+    auto job = std::make_shared<LoginJob>();
+    job->user = std::string(user);
+    job->password = std::string(password);
+    job->done = std::move(done);
+    wait_then_check(std::move(job));
+}
+
+// Waits out the pending delay of this account and address before the password is looked
+// at (login_throttle.h): a client with many connections, or one that hangs up instead of
+// waiting for the NO, gets no faster answers than one that waits. Asks again after each
+// wait, since another check may have started meanwhile; never longer than the cap in total.
+void StoreBackend::wait_then_check(std::shared_ptr<LoginJob> job) {
+    LoginThrottle& throttle = login_throttle();
+    auto now = std::chrono::steady_clock::now();
+    std::string address = throttle_address_key(remote_);
+    auto wait = std::min(throttle.wait_before_check(job->user, address, now),
+                         throttle.limits().max - job->waited);
+    if (wait.count() > 0) {
+        job->waited += wait;
+        delay_ = std::make_unique<uv::Timer>(svc_.loop);
+        delay_->start(static_cast<std::uint64_t>(wait.count()), 0,
+                      [this, job]() mutable { wait_then_check(std::move(job)); });
+        return;
+    }
+    throttle.begin_check(job->user, address, now);
+    check_login(std::move(job));
+}
+
+void StoreBackend::check_login(std::shared_ptr<LoginJob> job) {
+    std::optional<std::string> hash = svc_.accounts->password_hash(job->user);
     // An unknown user is checked against a dummy hash so both failures take as long.
-    auto job = std::make_shared<std::pair<std::string, bool>>(std::string(password), false);
     std::string h = hash ? *hash : dummy_password_hash();
     bool known = hash.has_value();
     uv::queue_work(
-        svc_.loop, [job, h] { job->second = verify_password(job->first, h); },
-        [this, alive = alive_, job, name, known, done = std::move(done)](bool) {
-            std::fill(job->first.begin(), job->first.end(), '\0');
+        svc_.loop, [job, h] { job->ok = verify_password(job->password, h); },
+        [this, alive = alive_, job, known](bool) {
+            OPENSSL_cleanse(job->password.data(), job->password.size());
+            job->password.clear();
             if (!*alive)
                 return;
-            bool ok = known && job->second;
+            const std::string& name = job->user;
+            bool ok = known && job->ok;
             if (ok) {
                 auto opened = svc_.store->open_user(name);
                 if (!opened) {
-                    spdlog::error("imap login user={} remote={} result=store_error: {}", name,
-                                  remote_, opened.error().message);
+                    spdlog::error("imap login remote={} user={} result=store_error: {}",
+                                  remote_host(remote_), log_quote(name), opened.error().message);
                     ok = false;
                 }
             }
             metrics().imap.login(ok);
+            auto now = std::chrono::steady_clock::now();
+            std::string address = throttle_address_key(remote_);
             if (ok) {
-                spdlog::info("imap login user={} remote={} result=ok", name, remote_);
+                login_throttle().succeeded(name, address, now);
+                spdlog::info("imap login remote={} user={} result=ok", remote_host(remote_),
+                             log_quote(name));
                 user_ = name;
-                done(true);
+                job->done(true);
                 return;
             }
-            std::uint64_t by_user = ++failures_by_user()[name];
-            std::uint64_t by_remote = ++failures_by_remote()[remote_host(remote_)];
-            spdlog::warn("imap login user={} remote={} result={} failures_user={} "
-                         "failures_remote={}",
-                         name, remote_, known ? "bad_password" : "unknown_user", by_user,
-                         by_remote);
-            // The same delay for both causes, so timing tells nothing about which it was.
+            // The same delay rule for both causes, so timing tells nothing about which it was.
+            auto delay = login_throttle().failed(name, address, now);
+            // The fail2ban line (README.md "fail2ban"): remote= comes first and the untrusted
+            // name is quoted, so nothing in it can pass for another field.
+            spdlog::warn("imap auth failed remote={} user={} reason={} delay_ms={} "
+                         "failures_user={} failures_remote={}",
+                         remote_host(remote_), log_quote(name),
+                         !known    ? "unknown_user"
+                         : job->ok ? "store_error"
+                                   : "bad_password",
+                         delay.count(), login_throttle().failures_for_user(name, now),
+                         login_throttle().failures_for_address(address, now));
             delay_ = std::make_unique<uv::Timer>(svc_.loop);
-            delay_->start(kLoginFailureDelayMs, 0, [this, done] { done(false); });
+            delay_->start(static_cast<std::uint64_t>(delay.count()), 0,
+                          [job] { job->done(false); });
         });
 }
 

@@ -4,6 +4,7 @@
 // mailbox name to the logged-in user's store, and forwards the store's change events for
 // the selected folder to the session.
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -107,23 +108,27 @@ public:
     const std::string& user() const { return user_; }
 
 private:
+    struct LoginJob {
+        std::string user;
+        std::string password; // wiped once checked
+        bool ok = false;
+        std::chrono::milliseconds waited{0}; // before the check, bounded by the throttle's cap
+        std::function<void(bool ok)> done;
+    };
+    void wait_then_check(std::shared_ptr<LoginJob> job);
+    void check_login(std::shared_ptr<LoginJob> job);
+
     BackendServices svc_;
     std::string remote_;
     std::string user_; // set once login succeeded
     std::optional<store::FolderId> selected_;
     std::uint32_t selected_uid_validity_ = 0;
     std::string selected_name_;
-    std::unique_ptr<uv::Timer> delay_; // delays failed-login answers
+    std::unique_ptr<uv::Timer> delay_; // login waits (login_throttle.h)
     protocol::imap::Session* session_ = nullptr;
     // Cleared on destruction so late thread-pool completions do nothing.
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
-
-// How long a failed login waits before it is answered (the same for an unknown user and a
-// wrong password), and the failure counters kept per account and per remote address.
-inline constexpr std::uint64_t kLoginFailureDelayMs = 1500;
-std::uint64_t login_failures_for_user(const std::string& user);
-std::uint64_t login_failures_for_remote(const std::string& remote);
 
 // A SEARCH on message content reads about this much per thread-pool job before it yields
 // back to the loop (and the next batch is queued behind other pool work).

@@ -124,6 +124,7 @@ public:
 
     // Checks credentials. Password hashing is slow and runs off the loop: `done(ok)` is
     // called exactly once, possibly later. The session accepts no other input meanwhile.
+    // `password` is wiped when login() returns: copy it if it is needed later.
     virtual void login(std::string_view user, std::string_view password,
                        std::function<void(bool ok)> done) = 0;
 

@@ -1,5 +1,6 @@
 #include "protocol/pop3/client.h"
 
+#include "protocol/common/wipe.h"
 #include "protocol/pop3/base64.h"
 #include "protocol/pop3/command.h"
 
@@ -590,6 +591,7 @@ void Client::start_auth() {
             return;
         }
         sasl_response_ = base64_encode(raw);
+        protocol::wipe(raw);
         std::string line = cmd_auth(sasl_mechanism_, sasl_response_);
         if (line.size() <= kMaxAuthCommandLine) {
             send(std::move(line));
@@ -623,7 +625,7 @@ void Client::sasl_send_response() {
 }
 
 void Client::authenticated() {
-    sasl_response_.clear();
+    protocol::wipe(sasl_response_);
     emit(Authenticated{});
     send(cmd_uidl());
     state_ = State::Uidl;

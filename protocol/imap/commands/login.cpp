@@ -1,6 +1,8 @@
 // LOGIN, AUTHENTICATE PLAIN (RFC 4616, with SASL-IR RFC 4959), STARTTLS.
 #include "protocol/imap/server.h"
 
+#include "protocol/common/wipe.h"
+
 namespace popbridge::protocol::imap {
 
 namespace {
@@ -84,6 +86,7 @@ void Session::start_login(const std::string& tag, std::string user, std::string 
         }
         after_async();
     });
+    protocol::wipe(password); // the backend made its own copy
 }
 
 void Session::exec_authenticate(const Command& cmd, const AuthenticateArgs& args) {
@@ -121,7 +124,7 @@ void Session::finish_authenticate(const std::string& tag, std::string_view base6
     std::string authzid = decoded->substr(0, n1);
     std::string user = decoded->substr(n1 + 1, n2 - n1 - 1);
     std::string password = decoded->substr(n2 + 1);
-    std::fill(decoded->begin(), decoded->end(), '\0');
+    protocol::wipe(*decoded);
     if (!authzid.empty() && authzid != user) {
         finish(tag, RespStatus::No, {RespCode::AuthenticationFailed, {}},
                "Authorization identity must match");

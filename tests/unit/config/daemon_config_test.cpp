@@ -82,6 +82,15 @@ TEST_CASE("DaemonConfig validate", "[config]") {
              c.admin.listen = Endpoint{"127.0.0.1", 1143};
          },
          {"admin.listen: address 127.0.0.1:1143 is already used by imap"}},
+        {"login_delay 0",
+         [](DaemonConfig& c) { c.imap.login_delay = std::chrono::milliseconds(0); },
+         {"imap.login_delay: expected a duration between 1ms and 25s, got 0s"}},
+        {"login delays in order",
+         [](DaemonConfig& c) {
+             c.imap.login_delay = std::chrono::milliseconds(100);
+             c.imap.login_delay_max = std::chrono::milliseconds(800);
+         },
+         {}},
         {"max_connections 0",
          [](DaemonConfig& c) { c.poll.max_connections = 0; },
          {"poll.max_connections: expected an integer between 1 and 10000, got 0"}},

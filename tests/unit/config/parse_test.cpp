@@ -47,6 +47,23 @@ TEST_CASE("parse_duration rejects everything else with the input quoted", "[conf
           "expected a duration of at most 100 years, got \"9999999w\"");
 }
 
+TEST_CASE("parse_duration_ms: milliseconds and every parse_duration form", "[config]") {
+    CHECK(parse_duration_ms("250ms").value() == 250ms);
+    CHECK(parse_duration_ms("0ms").value() == 0ms);
+    CHECK(parse_duration_ms("2s").value() == 2000ms);
+    CHECK(parse_duration_ms("15").value() == 15000ms);
+    CHECK(parse_duration_ms("1m").value() == 60000ms);
+    for (const char* text : {"", "ms", "1.5s", "-1ms", "5 ms", "5msx", "5mss", "5MS", "5us"}) {
+        INFO(text);
+        CHECK_FALSE(parse_duration_ms(text).has_value());
+    }
+    CHECK(parse_duration_ms("5x").error() ==
+          "expected a duration such as 250ms, 2s or 1m, got \"5x\"");
+    CHECK(format_duration_ms(250ms) == "250ms");
+    CHECK(format_duration_ms(2000ms) == "2s");
+    CHECK(format_duration_ms(120000ms) == "2m");
+}
+
 TEST_CASE("parse_size: decimal and binary units", "[config]") {
     struct Case {
         const char* text;

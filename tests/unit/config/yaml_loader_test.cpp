@@ -635,6 +635,8 @@ imap:
   listen_tls: ["0.0.0.0:993"]
   tls: {cert: tls/cert.pem, key: ./tls/../tls/key.pem}
   allow_plaintext_auth: true
+  login_delay: 100ms
+  login_delay_max: 2s
 admin: {listen: "127.0.0.1:9143"}
 log: {level: debug, format: json}
 poll: {max_connections: 4}
@@ -650,6 +652,8 @@ poll: {max_connections: 4}
     expected.imap.listen_tls = {{"0.0.0.0", 993}};
     expected.imap.tls = TlsFiles{dir.path() / "tls/cert.pem", dir.path() / "tls/key.pem"};
     expected.imap.allow_plaintext_auth = true;
+    expected.imap.login_delay = std::chrono::milliseconds(100);
+    expected.imap.login_delay_max = std::chrono::seconds(2);
     expected.admin.listen = Endpoint{"127.0.0.1", 9143};
     expected.log = {LogLevel::Debug, LogFormat::Json};
     expected.poll.max_connections = 4;
@@ -668,6 +672,8 @@ TEST_CASE("minimal daemon file gets the defaults", "[config]") {
     CHECK(r->imap.listen_tls.empty());
     CHECK_FALSE(r->imap.tls.has_value());
     CHECK_FALSE(r->imap.allow_plaintext_auth);
+    CHECK(r->imap.login_delay == std::chrono::seconds(2));
+    CHECK(r->imap.login_delay_max == std::chrono::seconds(15));
     CHECK_FALSE(r->admin.listen.has_value());
     CHECK(r->log.level == LogLevel::Info);
     CHECK(r->log.format == LogFormat::Text);
@@ -715,6 +721,15 @@ TEST_CASE("bad daemon files: exact diagnostics", "[config]") {
          "data_dir: /d\naccounts_dir: /a\nimap:\n  listen: 127.0.0.1:0\n"
          "  allow_plaintext_auth: 1\n",
          {"5:25: imap.allow_plaintext_auth: expected true or false, got \"1\""}},
+        {"login delays",
+         "data_dir: /d\naccounts_dir: /a\nimap:\n  listen: 127.0.0.1:0\n"
+         "  login_delay: 2 s\n  login_delay_max: 1m\n",
+         {"5:16: imap.login_delay: expected a duration such as 250ms, 2s or 1m, got \"2 s\"",
+          "6:20: imap.login_delay_max: expected a duration between 1ms and 25s, got 1m"}},
+        {"login delay above its max",
+         "data_dir: /d\naccounts_dir: /a\nimap:\n  listen: 127.0.0.1:0\n"
+         "  login_delay: 3s\n  login_delay_max: 2s\n",
+         {"6:20: imap.login_delay_max: must not be below imap.login_delay (3s), got 2s"}},
         {"syntax error",
          "data_dir: /d\n  accounts_dir: /a\n",
          {"2:15: YAML syntax error: illegal map value"}},

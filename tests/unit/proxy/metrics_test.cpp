@@ -86,7 +86,8 @@ TEST_CASE("metrics: core families are declared and present", "[metrics]") {
          {"popbridge_imap_connections 0\n", "popbridge_imap_logins_total{result=\"ok\"} 0\n",
           "popbridge_imap_commands_total{command=\"FETCH\"} 1\n",
           "popbridge_store_commits_total 1\n", "popbridge_store_operations_total 4\n",
-          "popbridge_store_commit_seconds_count 1\n"}) {
+          "popbridge_store_commit_seconds_count 1\n",
+          "popbridge_imap_login_throttled_addresses 0\n"}) {
         INFO(s);
         CHECK(t.find(s) != std::string::npos);
     }
