@@ -13,7 +13,8 @@
 // search helpers). The same bytes also go through a whole Session (commands/search.cpp) over
 // a FakeBackend holding the same messages. Invariants:
 //  - no crash, no sanitizer report; the tree is at most kMaxTreeDepth deep (the parser's
-//    nesting limit holds) and has no more nodes than the command has tokens (bounded work);
+//    nesting limit holds) and has no more nodes than the command has tokens nor than the
+//    key limit (bounded work);
 //  - evaluating twice gives the same hits, and the resolved-set path equals the on-the-fly
 //    path;
 //  - every hit is a message of the mailbox (sequence number in 1..N / one of its UIDs);
@@ -47,6 +48,8 @@ namespace {
 // Parser nesting limit (parse/search.cpp kMaxSearchDepth = 32, depth counted from 0 at a
 // top-level key) plus the implicit top-level And.
 constexpr std::size_t kMaxTreeDepth = 34;
+// parse/search.cpp kMaxSearchKeys.
+constexpr std::size_t kMaxKeys = 1000;
 
 struct Fixture {
     std::uint32_t uid;
@@ -260,6 +263,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(args.key.kind == SearchKind::And && !args.key.children.empty());
         FUZZ_CHECK(depth_of(args.key) <= kMaxTreeDepth);
         FUZZ_CHECK(nodes_of(args.key) <= tokens + 1);
+        FUZZ_CHECK(nodes_of(args.key) <= kMaxKeys + 1);
 
         SearchScope scope{static_cast<std::uint32_t>(msgs.size()), msgs.back().meta.uid};
         auto lazy = evaluate(args.key, msgs, scope, uid);
