@@ -50,7 +50,7 @@ class Conn:
     def __init__(self, port: int, timeout: float = 60.0):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
+        self.buf = bytearray()  # bytearray: appends and front deletes are amortized O(1)
         self.closed = False
         self.greeting = self.line()
 
@@ -74,12 +74,25 @@ class Conn:
         return True
 
     def line(self) -> Optional[bytes]:
-        while b"\n" not in self.buf:
+        start = 0
+        while True:
+            i = self.buf.find(b"\n", start)
+            if i >= 0:
+                line = bytes(self.buf[:i])
+                del self.buf[:i + 1]
+                return line.rstrip(b"\r")
+            start = len(self.buf)
             if self.closed or not self._fill():
-                rest, self.buf = self.buf, b""
+                rest = bytes(self.buf)
+                self.buf.clear()
                 return rest or None
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.rstrip(b"\r")
+
+    def literal(self, n: int) -> bytes:
+        while len(self.buf) < n and self._fill():
+            pass
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
 
     def until(self, stop: Callable[[bytes], bool]) -> list[bytes]:
         """Lines up to and including the first for which stop() is true, or until close."""
@@ -97,9 +110,7 @@ class Conn:
                     n = int(ln[ln.rindex(b"{") + 1:-1].rstrip(b"+"))
                 except ValueError:
                     n = 0
-                while len(self.buf) < n and self._fill():
-                    pass
-                self.buf = self.buf[n:]
+                self.literal(n)
 
     def tagged(self, tag: bytes) -> list[bytes]:
         return self.until(lambda ln: ln.startswith(tag + b" ") or ln.startswith(b"* BYE"))
@@ -387,10 +398,7 @@ def run_message_case(port: int, data: bytes) -> tuple[str, float, dict[str, tupl
                     break
                 if ln.endswith(b"}") and b"{" in ln:
                     n = int(ln[ln.rindex(b"{") + 1:-1])
-                    while len(c.buf) < n and c._fill():
-                        pass
-                    got += n
-                    c.buf = c.buf[n:]
+                    got += len(c.literal(n))
             fetches[name] = (time.monotonic() - t1, f"{status.decode('latin-1')} {got} B")
         exact = None
         # BODY[] byte-exact check (reads it once more).
@@ -398,10 +406,7 @@ def run_message_case(port: int, data: bytes) -> tuple[str, float, dict[str, tupl
         ln = c.line() or b""
         if ln.endswith(b"}"):
             n = int(ln[ln.rindex(b"{") + 1:-1])
-            while len(c.buf) < n and c._fill():
-                pass
-            exact = c.buf[:n] == data
-            c.buf = c.buf[n:]
+            exact = c.literal(n) == data
         c.tagged(b"G")
         fetches["exact"] = (0.0, "BODY[] byte-exact" if exact else "BODY[] DIFFERS")
         c.send(b"E UID STORE %d +FLAGS.SILENT (\\Deleted)\r\nX EXPUNGE\r\n" % uid)
