@@ -415,7 +415,11 @@ void Client::on_reply(Reply r) {
             fail_reply(ErrorClass::Other, "greeting", r);
             return;
         }
-        apop_timestamp_ = apop_timestamp(r.text);
+        {
+            ApopTimestamp ts = parse_apop_timestamp(r.text);
+            apop_timestamp_ = std::move(ts.value);
+            apop_refused_ = std::move(ts.refused);
+        }
         send(cmd_capa());
         state_ = State::Capa;
         return;
@@ -563,6 +567,14 @@ void Client::start_auth() {
         state_ = State::User; // PASS waits for USER's +OK (never pipelined)
         return;
     case AuthMethod::Apop:
+        // A crafted challenge lets the server recover the password from our digests
+        // (CVE-2007-1558): refuse, and do not fall back to another way of sending it.
+        if (!apop_refused_.empty()) {
+            fail(ErrorClass::Auth,
+                 "APOP refused: the greeting timestamp is not a plausible msg-id (" +
+                     apop_refused_ + ")");
+            return;
+        }
         if (apop_timestamp_.empty()) {
             fail(ErrorClass::Auth, "APOP configured but the greeting has no <timestamp>");
             return;

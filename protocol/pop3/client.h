@@ -279,6 +279,7 @@ private:
     std::string out_;
     std::deque<Event> events_;
     std::string apop_timestamp_;
+    std::string apop_refused_; // why the greeting's "<...>" is unusable for APOP
     std::string sasl_mechanism_;
     std::string sasl_response_; // base64; sent after "+ " when too long for the AUTH line
     bool sasl_response_sent_ = false;

@@ -7,6 +7,7 @@
 // string argument through is_safe_argument(), which rejects CR, LF and NUL
 // (command injection from a config file).
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -35,8 +36,19 @@ std::string cmd_quit();
 // (with its angle brackets) followed by the shared secret.
 std::string apop_digest(std::string_view timestamp, std::string_view secret);
 
-// The first msg-id-like "<...>" in a greeting text, or empty if none. Only
-// printable ASCII without spaces is accepted between the brackets.
+// The APOP challenge of a greeting text (RFC 1939 section 7): a msg-id "<id-left@id-right>".
+// A malicious server can choose challenge bytes so that APOP replies leak the password
+// (Leurent 2007, CVE-2007-1558); so only a plausible RFC 5322 msg-id is used: exactly one
+// "<...>" in the greeting, at most kMaxApopTimestamp bytes with the brackets, one '@' with
+// non-empty sides made of atext and '.' (id-right may be a "[...]" literal), printable ASCII
+// only. Anything else is refused with a reason; APOP must then not be attempted.
+inline constexpr std::size_t kMaxApopTimestamp = 256;
+struct ApopTimestamp {
+    std::string value;   // "<...>" brackets included; empty when absent or refused
+    std::string refused; // why the greeting's "<...>" is unusable; empty when absent or valid
+};
+ApopTimestamp parse_apop_timestamp(std::string_view greeting_text);
+// parse_apop_timestamp(text).value.
 std::string apop_timestamp(std::string_view greeting_text);
 
 // Unencoded SASL client responses; base64-encode before sending.

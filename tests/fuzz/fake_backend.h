@@ -139,6 +139,15 @@ public:
         done(std::vector<std::uint32_t>{});
     }
 
+    // Appends a message to INBOX with the given metadata (uids must keep ascending).
+    void add_message(const protocol::imap::MessageMeta& meta, std::string body) {
+        inbox_.messages.push_back(meta);
+        inbox_.messages.back().size = body.size();
+        if (meta.uid >= inbox_.uid_next)
+            inbox_.uid_next = meta.uid + 1;
+        bodies_[meta.uid] = std::move(body);
+    }
+
     std::size_t logins = 0, selects = 0, reads = 0, stores = 0, store_uids = 0, unselects = 0,
                 lists = 0, appends = 0, append_bytes = 0, copies = 0;
     std::string last_user, last_mailbox;

@@ -143,7 +143,39 @@ def main() -> int:
         for body in ([f.read_bytes()] if f.suffix == ".eml" else literals(f)):
             mime += [b"\0" + body, b"\1" + body]
 
+    # fuzz_search: the argument part of every SEARCH / UID SEARCH line of the unit tests
+    # (the target adds "a [UID] SEARCH", RETURN and CHARSET from byte 0), plus hand-written
+    # programs that reach the fixtures' RFC 2047 words, dates, keywords and deep trees.
+    search_args = set()
+    search_rx = re.compile(rb"(?:^|\n)[A-Za-z0-9.]+ (?:UID )?SEARCH (.*?)\r\n", re.S)
+    for lit in imap_lits + [l for f in files("protocol/mime/*.cpp") for l in literals(f)]:
+        for m in search_rx.finditer(lit):
+            args = m.group(1)
+            search_args.add(args)
+    search_args.update([
+        b"OR SUBJECT caf\xc3\xa9 FROM J\xc3\xbcrgen",
+        b"TEXT r\xc3\xa9sum\xc3\xa9",
+        b"BODY quarterly NOT BODY inner",
+        b"HEADER X-Empty \"\" UNKEYWORD work",
+        b"KEYWORD $Junk OR ANSWERED DRAFT",
+        b"SENTON 29-Feb-2024 OR SENTBEFORE 1-Jan-2000 SENTSINCE \"15-Nov-2023\"",
+        b"BEFORE 1-Jan-1970 SINCE 31-Dec-1969",
+        b"UID 4000000000:* LARGER 10 SMALLER 4294967296",
+        b"1:4294967295 UID 1:*,20",
+        b"MODSEQ \"/flags/\\\\Seen\" all 41",
+        b"SUBJECT {6}\r\n\xe2\x9c\x93 don",
+        b"TEXT {5+}\r\ninner",
+        b"(((((((((((((((((((((((((((((((((ALL)))))))))))))))))))))))))))))))))",
+        b"NOT " * 32 + b"ALL",
+        b"OR " * 30 + b"SEEN" + b" ALL" * 30,
+    ])
+    search = []
+    for a in sorted(search_args):
+        for mode in (0, 1, 2, 9, 24, 31):
+            search.append(bytes([mode]) + a)
+
     counts = {
+        "fuzz_search": write("fuzz_search", search),
         "fuzz_mime": write("fuzz_mime", mime),
         "fuzz_imap_tokenizer": write("fuzz_imap_tokenizer", tok),
         "fuzz_imap_session": write("fuzz_imap_session", ses),

@@ -16,6 +16,8 @@ shift $(($# > 2 ? 2 : $#))
 if [ ! -f "$build/tests/fuzz/targets.txt" ]; then
   PB_BUILD_TARGET=fuzz_all bash "$root/scripts/build.sh" "$build" -DCMAKE_CXX_COMPILER=clang++ \
     -DPOPBRIDGE_FUZZ=ON -DPOPBRIDGE_TESTS=OFF || exit 1
+elif [ $# -gt 0 ]; then
+  cmake --build "$build" -j2 --target "$@" || exit 1 # only the named targets
 else
   cmake --build "$build" -j2 --target fuzz_all || exit 1
 fi

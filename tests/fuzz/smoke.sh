@@ -15,6 +15,7 @@ seeds=()
 for d in "$@"; do [ -d "$d" ] && seeds+=("$d"); done
 dict=()
 case "$name" in
+  fuzz_search) dict=(-dict="$here/dict/search.dict") ;;
   fuzz_imap_*) dict=(-dict="$here/dict/imap.dict") ;;
   fuzz_pop3_*) dict=(-dict="$here/dict/pop3.dict") ;;
   fuzz_config) dict=(-dict="$here/dict/yaml.dict") ;;

@@ -1,5 +1,7 @@
 // SEARCH / UID SEARCH (RFC 3501 6.4.4, RFC 4731 ESEARCH, RFC 7162 MODSEQ).
 #include <array>
+#include <cstddef>
+#include <string>
 
 #include "protocol/imap/flags.h"
 #include "protocol/imap/parse/parse.h"
@@ -9,6 +11,30 @@ namespace popbridge::protocol::imap {
 namespace {
 
 constexpr unsigned kMaxSearchDepth = 32;
+// A SEARCH is evaluated on the loop against every message of the mailbox, so its cost is
+// messages x keys; without a cap "NOT (NOT TEXT a NOT TEXT b ...)" (an OR of thousands of
+// full-text keys, no short cut) held the loop for seconds per few dozen messages. Keys that
+// read the message (HEADER/FROM/.../BODY/TEXT/SENT*) are the expensive ones.
+constexpr std::size_t kMaxSearchKeys = 1000;
+constexpr std::size_t kMaxSearchContentKeys = 64;
+
+void count_keys(const SearchKey& k, std::size_t& keys, std::size_t& content) {
+    ++keys;
+    switch (k.kind) {
+    case SearchKind::Header:
+    case SearchKind::Body:
+    case SearchKind::Text:
+    case SearchKind::SentBefore:
+    case SearchKind::SentOn:
+    case SearchKind::SentSince:
+        ++content;
+        break;
+    default:
+        break;
+    }
+    for (const SearchKey& c : k.children)
+        count_keys(c, keys, content);
+}
 
 // date = date-text / DQUOTE date-text DQUOTE ; date-text = date-day "-" date-month "-" date-year
 Parsed<std::uint64_t> search_date(ArgCursor& args) {
@@ -274,6 +300,12 @@ Parsed<CommandArgs> parse_search(ArgCursor& args, bool uid) {
     }
     if (out.key.children.empty())
         return parse_error("Missing search key");
+    std::size_t keys = 0, content = 0;
+    count_keys(out.key, keys, content);
+    if (keys - 1 > kMaxSearchKeys || content > kMaxSearchContentKeys)
+        return parse_error(
+            "[LIMIT] Too many search keys (at most " + std::to_string(kMaxSearchKeys) + ", " +
+            std::to_string(kMaxSearchContentKeys) + " of them reading message content)");
     return CommandArgs(std::move(out));
 }
 

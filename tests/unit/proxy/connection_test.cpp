@@ -28,6 +28,7 @@ struct ServerSide : ConnectionHandler {
 struct ClientSide : ConnectionHandler {
     SSL_CTX* tls = nullptr;
     std::string host = "127.0.0.1";
+    std::string verify_host; // name checked against the certificate; empty: `host`
     bool verify = true;
     std::string payload = "hello";
     std::string received;
@@ -36,7 +37,7 @@ struct ClientSide : ConnectionHandler {
     bool closed = false;
     void on_connected(Connection& c) override {
         if (tls)
-            c.start_tls_client(tls, host, verify);
+            c.start_tls_client(tls, verify_host.empty() ? host : verify_host, verify);
         c.write(payload); // held until the handshake is done when TLS is on
     }
     void on_tls_ready(Connection&) override { tls_ready = true; }
@@ -153,7 +154,8 @@ TEST_CASE("TLS client refuses a certificate for another host", "[proxy][connecti
     std::filesystem::remove_all(certs.dir);
 }
 
-TEST_CASE("TLS client refuses an untrusted and an expired certificate", "[proxy][connection][tls]") {
+TEST_CASE("TLS client refuses an untrusted and an expired certificate",
+          "[proxy][connection][tls]") {
     auto certs = popbridge::test::make_test_certs("127.0.0.1", /*expired=*/true);
     auto other = popbridge::test::make_test_certs("127.0.0.1");
     auto sctx = popbridge::proxy::make_server_tls_context(certs.server_cert, certs.server_key);
@@ -179,6 +181,78 @@ TEST_CASE("TLS client refuses an untrusted and an expired certificate", "[proxy]
         CHECK(client.close_reason.find("certificate verification failed") != std::string::npos);
     }
     std::filesystem::remove_all(certs.dir);
+    std::filesystem::remove_all(other.dir);
+}
+
+TEST_CASE("TLS client refuses every kind of bad certificate before sending a byte",
+          "[proxy][connection][tls][hostile]") {
+    // Issue 7 item 5: the upstream's certificate is checked against the account's ca_file
+    // and host name; a refused handshake must not let a single application byte (e.g. USER
+    // or the password) out. The client connects to 127.0.0.1 and verifies the name
+    // `verify_host`, as the poller does for an account `host: pop.example.net`.
+    using popbridge::test::CertFlaw;
+    struct Case {
+        const char* name;
+        std::string cert_host;
+        CertFlaw flaw;
+        bool other_ca; // trust a different CA than the one that signed the certificate
+        std::string verify_host;
+        const char* reason; // in the close reason
+    };
+    const Case cases[] = {
+        {"self-signed", "pop.example.net", CertFlaw::SelfSigned, false, "pop.example.net",
+         "self-signed"},
+        {"expired", "pop.example.net", CertFlaw::Expired, false, "pop.example.net", "expired"},
+        {"not yet valid", "pop.example.net", CertFlaw::NotYetValid, false, "pop.example.net",
+         "not yet valid"},
+        {"wrong host", "mail.example.org", CertFlaw::None, false, "pop.example.net",
+         "hostname mismatch"},
+        {"unknown CA", "pop.example.net", CertFlaw::None, true, "pop.example.net",
+         "certificate verification failed"},
+        {"NUL in CN and dNSName", "pop.example.net", CertFlaw::NulInName, false, "pop.example.net",
+         "hostname mismatch"},
+        {"NUL name, asked for the part after the NUL", "pop.example.net", CertFlaw::NulInName,
+         false, "attacker.test", "hostname mismatch"},
+    };
+    auto other = popbridge::test::make_test_certs("pop.example.net");
+    for (const Case& c : cases) {
+        INFO(c.name);
+        auto certs = popbridge::test::make_test_certs(c.cert_host, c.flaw);
+        auto sctx = popbridge::proxy::make_server_tls_context(certs.server_cert, certs.server_key);
+        REQUIRE(sctx);
+        auto cctx =
+            popbridge::proxy::make_client_tls_context(c.other_ca ? other.ca_cert : certs.ca_cert);
+        REQUIRE(cctx);
+        ServerSide server;
+        server.tls = sctx->get();
+        ClientSide client;
+        client.tls = cctx->get();
+        client.verify_host = c.verify_host;
+        client.payload = "USER alice\r\n";
+        run_exchange(server, client);
+        CHECK_FALSE(client.tls_ready);
+        CHECK(server.received.empty());
+        CHECK(client.received.empty());
+        CHECK(client.close_reason.find(c.reason) != std::string::npos);
+        UNSCOPED_INFO("close reason: " << client.close_reason);
+        std::filesystem::remove_all(certs.dir);
+    }
+    // Control: the same CA, name and connection with a clean certificate work, so the cases
+    // above fail for their flaw and not for the set-up.
+    auto good = popbridge::test::make_test_certs("pop.example.net");
+    auto sctx = popbridge::proxy::make_server_tls_context(good.server_cert, good.server_key);
+    auto cctx = popbridge::proxy::make_client_tls_context(good.ca_cert);
+    REQUIRE(sctx);
+    REQUIRE(cctx);
+    ServerSide server;
+    server.tls = sctx->get();
+    ClientSide client;
+    client.tls = cctx->get();
+    client.verify_host = "pop.example.net";
+    run_exchange(server, client);
+    CHECK(client.tls_ready);
+    CHECK(server.received == "hello");
+    std::filesystem::remove_all(good.dir);
     std::filesystem::remove_all(other.dir);
 }
 

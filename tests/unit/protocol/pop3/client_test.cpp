@@ -1,6 +1,7 @@
 #include "protocol/pop3/client.h"
 
 #include "protocol/pop3/base64.h"
+#include "protocol/pop3/command.h"
 
 #include <catch2/catch.hpp>
 
@@ -349,6 +350,63 @@ TEST_CASE("client: APOP without a greeting timestamp sends nothing", "[pop3][cli
     CHECK(h.server(kCapaPlain).empty());
     REQUIRE(h.failed);
     CHECK(h.failed->error == ErrorClass::Auth);
+}
+
+TEST_CASE("client: APOP refuses an abusive greeting timestamp (CVE-2007-1558)",
+          "[pop3][client][auth][hostile]") {
+    // A server picking the challenge bytes can recover the password from APOP digests, so
+    // only a plausible msg-id is used; otherwise no APOP and no other credential is sent.
+    struct Case {
+        const char* name;
+        std::string greeting;
+        const char* reason; // part of the failure message
+    };
+    const std::string long_id = "<" + std::string(245, 'a') + "@b.example>";
+    const Case cases[] = {
+        {"NUL", std::string("+OK ready <1.2\0x@host>\r\n", 24), "0x00"},
+        {"non-ASCII", "+OK ready <1.2\xc3\xa9@host>\r\n", "0xc3"},
+        {"high bytes only", "+OK ready <\x80\x81\x82\xff@host>\r\n", "0x80"},
+        {"control", "+OK ready <1.2\x7f@host>\r\n", "0x7f"},
+        {"tab", "+OK ready <1.2\t3@host>\r\n", "0x09"},
+        {"missing @", "+OK ready <1896.697170952.dbc.mtview.ca.us>\r\n", "no '@'"},
+        {"two @", "+OK ready <a@b@c>\r\n", "several '@'"},
+        {"empty left", "+OK ready <@host>\r\n", "empty side"},
+        {"empty right", "+OK ready <1.2@>\r\n", "empty side"},
+        {"specials", "+OK ready <a(b)@host>\r\n", "atext"},
+        {"two pairs", "+OK ready <1.2@a> <3.4@b>\r\n", "several '<'"},
+        {"nested", "+OK ready <<1.2@a>>\r\n", "several '<'"},
+        {"stray >", "+OK ready <1.2@a> -> go\r\n", "several '>'"},
+        {"unterminated", "+OK ready <1.2@a\r\n", "without '>'"},
+        {"empty", "+OK ready <>\r\n", "empty <>"},
+        {"257 bytes", "+OK ready " + long_id + "\r\n", "longer than 256"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.name);
+        Harness h(options(AuthMethod::Apop));
+        std::string sent = h.server(c.greeting);
+        CHECK(sent == "CAPA\r\n");
+        sent = h.server(kCapaPipelining);
+        sent += h.output();
+        CHECK(sent.empty());
+        CHECK_FALSE(sent_credentials(sent));
+        REQUIRE(h.failed);
+        CHECK(h.failed->error == ErrorClass::Auth);
+        CHECK(h.failed->text.find("APOP refused") != std::string::npos);
+        CHECK(h.failed->text.find(c.reason) != std::string::npos);
+        CHECK(h.client.state() == State::Failed);
+        CHECK(h.all_text.find("S3cr3t-PW") == std::string::npos);
+    }
+    // The limit is inclusive: a 256-byte msg-id is still used.
+    const std::string id256 = "<" + std::string(244, 'a') + "@b.example>";
+    REQUIRE(id256.size() == 256);
+    Harness ok(options(AuthMethod::Apop));
+    ok.server("+OK ready " + id256 + "\r\n");
+    CHECK(ok.server(kCapaPlain) == "APOP alice " + apop_digest(id256, "S3cr3t-PW") + "\r\n");
+    CHECK_FALSE(ok.failed);
+    // USER/PASS and SASL do not use the timestamp: an odd greeting does not stop them.
+    Harness user(options(AuthMethod::UserPass));
+    user.server("+OK ready <a@b> <c@d>\r\n");
+    CHECK(user.server(kCapaPlain) == "USER alice\r\n");
 }
 
 TEST_CASE("client: AUTH PLAIN with initial response", "[pop3][client][auth]") {

@@ -34,7 +34,8 @@ TEST_CASE("command: APOP timestamp from greeting text", "[pop3][command]") {
     const std::pair<std::string, std::string> table[] = {
         {"POP3 server ready <1896.697170952@dbc.mtview.ca.us>",
          "<1896.697170952@dbc.mtview.ca.us>"},
-        {"<a@b> first one wins <c@d>", "<a@b>"},
+        {"<a@b> two challenges are refused <c@d>", ""},
+        {"literal right side <x.y@[192.0.2.1]>", "<x.y@[192.0.2.1]>"},
         {"Dovecot ready.", ""},
         {"broken <no end", ""},
         {"empty <>", ""},
