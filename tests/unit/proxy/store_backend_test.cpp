@@ -91,8 +91,9 @@ TEST_CASE("store backend: ENVELOPE and BODYSTRUCTURE cached across connections",
             REQUIRE(result == 1);
             auto snap = b.select("INBOX", true);
             REQUIRE(snap);
-            REQUIRE(snap->messages.size() == 1);
-            return snap->messages[0].uid;
+            REQUIRE(snap->index);
+            REQUIRE(snap->index->size() == 1);
+            return (*snap->index)[0].uid;
         };
 
         proxy::StoreBackend first(svc, "127.0.0.1:1");
