@@ -70,9 +70,10 @@ public:
     using Key = std::tuple<store::Store*, std::string, store::FolderId>;
 
     // The folder's SharedFolder, made (and subscribed) when no session has it open.
-    static store::Result<std::shared_ptr<SharedFolder>>
-    get(store::Store* st, const std::string& user, store::FolderId id,
-        const store::FolderView& view) {
+    static store::Result<std::shared_ptr<SharedFolder>> get(store::Store* st,
+                                                            const std::string& user,
+                                                            store::FolderId id,
+                                                            const store::FolderView& view) {
         Key key{st, user, id};
         auto& reg = registry();
         if (auto it = reg.find(key); it != reg.end())
@@ -180,8 +181,8 @@ private:
         for (std::size_t i = 0; i < n; ++i)
             if (StoreBackend* b = members_[i])
                 fn(*b);
-        if (--delivering_ == 0 && std::find(members_.begin(), members_.end(), nullptr) !=
-                                      members_.end()) {
+        if (--delivering_ == 0 &&
+            std::find(members_.begin(), members_.end(), nullptr) != members_.end()) {
             std::erase(members_, nullptr);
             for (std::size_t i = 0; i < members_.size(); ++i)
                 members_[i]->member_slot_ = i;
@@ -982,8 +983,7 @@ void StoreBackend::on_change(imap::ChangeKind kind, const imap::MessageMeta& met
         session_->on_message_added(meta, before, after);
         break;
     case imap::ChangeKind::Flags:
-        session_->on_flags_changed(meta.uid, meta.flags, meta.keywords, meta.modseq, before,
-                                   after);
+        session_->on_flags_changed(meta.uid, meta.flags, meta.keywords, meta.modseq, before, after);
         break;
     case imap::ChangeKind::Expunged:
         session_->on_expunged(meta.uid, before, after);

@@ -52,10 +52,9 @@ const MessageMeta& MessageIndex::operator[](std::size_t i) const {
 
 std::size_t MessageIndex::lower_bound(std::uint32_t uid) const {
     // First chunk whose last uid is >= uid.
-    auto it = std::lower_bound(chunks_.begin(), chunks_.end(), uid,
-                               [](const std::shared_ptr<Chunk>& ch, std::uint32_t u) {
-                                   return ch->back().uid < u;
-                               });
+    auto it = std::lower_bound(
+        chunks_.begin(), chunks_.end(), uid,
+        [](const std::shared_ptr<Chunk>& ch, std::uint32_t u) { return ch->back().uid < u; });
     if (it == chunks_.end())
         return size_;
     auto c = static_cast<std::size_t>(it - chunks_.begin());
@@ -90,6 +89,13 @@ bool MessageIndex::same_content(const MessageIndex& other) const {
         if (!(*a == *b))
             return false;
     return true;
+}
+
+std::size_t MessageIndex::shared_chunks(const MessageIndex& other) const {
+    std::size_t n = 0;
+    for (const auto& c : chunks_)
+        n += std::count(other.chunks_.begin(), other.chunks_.end(), c);
+    return n;
 }
 
 MessageIndex::Editor::Editor(std::shared_ptr<const MessageIndex> base)

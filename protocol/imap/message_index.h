@@ -55,6 +55,8 @@ public:
     // Same messages (every field). Cheap when both share chunks.
     bool same_content(const MessageIndex& other) const;
     std::size_t chunk_count() const { return chunks_.size(); }
+    // Chunks this version shares with `other` (same storage, tests and diagnostics).
+    std::size_t shared_chunks(const MessageIndex& other) const;
 
     class const_iterator {
     public:

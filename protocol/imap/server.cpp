@@ -126,7 +126,11 @@ void Session::process() {
         }
     }
     if (input_pos_ == input_.size()) {
-        input_.clear();
+        // An idle connection should not keep the capacity of a large literal it once had.
+        if (input_.capacity() > 4096)
+            std::string().swap(input_);
+        else
+            input_.clear();
         input_pos_ = 0;
     } else if (input_pos_ > 64 * 1024) {
         input_.erase(0, input_pos_);
@@ -205,7 +209,8 @@ void Session::execute(RawCommand raw) {
 
 void Session::on_message_added(MessageMeta meta, std::shared_ptr<const MessageIndex> before,
                                std::shared_ptr<const MessageIndex> after) {
-    queue_change({PendingChange::Kind::Added, std::move(meta), std::move(before), std::move(after)});
+    queue_change(
+        {PendingChange::Kind::Added, std::move(meta), std::move(before), std::move(after)});
 }
 
 void Session::on_flags_changed(std::uint32_t uid, std::uint32_t flags,
@@ -224,7 +229,8 @@ void Session::on_expunged(std::uint32_t uid, std::shared_ptr<const MessageIndex>
                           std::shared_ptr<const MessageIndex> after) {
     MessageMeta m;
     m.uid = uid;
-    queue_change({PendingChange::Kind::Expunged, std::move(m), std::move(before), std::move(after)});
+    queue_change(
+        {PendingChange::Kind::Expunged, std::move(m), std::move(before), std::move(after)});
 }
 
 void Session::queue_change(PendingChange ch) {

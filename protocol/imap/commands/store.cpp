@@ -115,8 +115,7 @@ void Session::exec_store(const Command& cmd, const StoreArgs& args) {
                 case FlagOp::Add:
                     m.flags |= a.flags;
                     for (const std::string& k : a.keywords)
-                        if (std::find(m.keywords.begin(), m.keywords.end(), k) ==
-                            m.keywords.end())
+                        if (std::find(m.keywords.begin(), m.keywords.end(), k) == m.keywords.end())
                             m.keywords.push_back(k);
                     break;
                 case FlagOp::Remove:
@@ -199,43 +198,43 @@ void Session::exec_copy(const Command& cmd, const CopyArgs& args) {
     std::weak_ptr<int> alive = alive_;
     std::string tag = cmd.tag;
     bool move = args.move;
-    backend_.copy(std::move(*uids), args.mailbox, args.move,
-                  [this, alive, tag, move, verb](Result<CopyResult> r) {
-                      if (alive.expired() || !busy_)
-                          return;
-                      if (!r) {
-                          if (r.error().code == StorageErrc::NotFound)
-                              finish(tag, RespStatus::No, {RespCode::TryCreate, {}},
-                                     "Mailbox does not exist");
-                          else
-                              storage_failure(tag, r.error(), std::string(verb) + " failed");
-                          after_async();
-                          return;
-                      }
-                      ResponseCode code{RespCode::CopyUid, {}};
-                      if (!r->source_uids.empty())
-                          code.arg = std::to_string(r->uid_validity) + " " +
-                                     ordered_set_text(r->source_uids) + " " +
-                                     ordered_set_text(r->dest_uids);
-                      else
-                          code.code = RespCode::None;
-                      if (!move) {
-                          finish(tag, RespStatus::Ok, code, "COPY completed");
-                      } else {
-                          // RFC 6851 3.3: COPYUID in an untagged OK, then the expunges.
-                          if (code.code != RespCode::None)
-                              write_untagged_status(output_, RespStatus::Ok, code, "Moved");
-                          if (auto* sel = std::get_if<Selected>(&state_))
-                              for (std::uint32_t uid : r->source_uids) {
-                                  MessageMeta m;
-                                  m.uid = uid;
-                                  sel->pending.push_back({PendingChange::Kind::Expunged, m, {}, {}});
-                              }
-                          current_allows_expunge_ = true;
-                          finish(tag, RespStatus::Ok, {}, "MOVE completed");
-                      }
-                      after_async();
-                  });
+    backend_.copy(
+        std::move(*uids), args.mailbox, args.move,
+        [this, alive, tag, move, verb](Result<CopyResult> r) {
+            if (alive.expired() || !busy_)
+                return;
+            if (!r) {
+                if (r.error().code == StorageErrc::NotFound)
+                    finish(tag, RespStatus::No, {RespCode::TryCreate, {}},
+                           "Mailbox does not exist");
+                else
+                    storage_failure(tag, r.error(), std::string(verb) + " failed");
+                after_async();
+                return;
+            }
+            ResponseCode code{RespCode::CopyUid, {}};
+            if (!r->source_uids.empty())
+                code.arg = std::to_string(r->uid_validity) + " " +
+                           ordered_set_text(r->source_uids) + " " + ordered_set_text(r->dest_uids);
+            else
+                code.code = RespCode::None;
+            if (!move) {
+                finish(tag, RespStatus::Ok, code, "COPY completed");
+            } else {
+                // RFC 6851 3.3: COPYUID in an untagged OK, then the expunges.
+                if (code.code != RespCode::None)
+                    write_untagged_status(output_, RespStatus::Ok, code, "Moved");
+                if (auto* sel = std::get_if<Selected>(&state_))
+                    for (std::uint32_t uid : r->source_uids) {
+                        MessageMeta m;
+                        m.uid = uid;
+                        sel->pending.push_back({PendingChange::Kind::Expunged, m, {}, {}});
+                    }
+                current_allows_expunge_ = true;
+                finish(tag, RespStatus::Ok, {}, "MOVE completed");
+            }
+            after_async();
+        });
 }
 
 void Session::exec_expunge(const Command& cmd, const ExpungeArgs& args) {
