@@ -23,17 +23,48 @@ std::atomic<bool> g_counting{false};
 std::atomic<long long> g_bytes{0};
 } // namespace
 
-void* operator new(std::size_t n) {
+// Every non-aligned form is replaced, so no allocation meets a mismatched deallocation
+// (the aligned forms stay the library's, in pairs).
+namespace {
+void* counted_alloc(std::size_t n) noexcept {
     if (g_counting.load(std::memory_order_relaxed))
         g_bytes += static_cast<long long>(n);
-    if (void* p = std::malloc(n == 0 ? 1 : n))
+    return std::malloc(n == 0 ? 1 : n);
+}
+} // namespace
+
+void* operator new(std::size_t n) {
+    if (void* p = counted_alloc(n))
         return p;
     throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) {
+    if (void* p = counted_alloc(n))
+        return p;
+    throw std::bad_alloc();
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+    return counted_alloc(n);
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+    return counted_alloc(n);
 }
 void operator delete(void* p) noexcept {
     std::free(p);
 }
+void operator delete[](void* p) noexcept {
+    std::free(p);
+}
 void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
     std::free(p);
 }
 
