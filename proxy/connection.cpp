@@ -1,6 +1,7 @@
 #include "proxy/connection.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
 
 #include <cstring>
@@ -40,9 +41,25 @@ std::string openssl_error_text() {
     return out.empty() ? "unknown TLS error" : out;
 }
 
+// Freed memory of many closed connections (TLS state above all) stays in malloc's free
+// lists and counts as RSS. Give it back to the kernel after a large batch of closes, or
+// once every connection is gone: malloc_trim walks the heap, so not on every close.
+thread_local std::size_t g_live_connections = 0;
+thread_local std::size_t g_closed_since_trim = 0;
+
+void note_connection_freed() {
+    --g_live_connections;
+    ++g_closed_since_trim;
+    if (g_closed_since_trim >= 4096 || (g_live_connections == 0 && g_closed_since_trim >= 64)) {
+        g_closed_since_trim = 0;
+        ::malloc_trim(0);
+    }
+}
+
 } // namespace
 
 Connection::Connection(uv_loop_t* loop) : loop_(loop) {
+    ++g_live_connections;
     uv_tcp_init(loop_, &tcp_);
     tcp_.data = this;
     tcp_open_ = true;
@@ -52,6 +69,7 @@ Connection::Connection(uv_loop_t* loop) : loop_(loop) {
 Connection::~Connection() {
     if (ssl_)
         SSL_free(ssl_); // frees both memory BIOs
+    note_connection_freed();
 }
 
 Connection* Connection::connect(uv_loop_t* loop, const std::string& host, uint16_t port,

@@ -11,6 +11,7 @@
 #include <ctime>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <spdlog/spdlog.h>
 
@@ -45,6 +46,148 @@ imap::MessageMeta to_meta(const store::MessageRecord& m) {
 }
 
 } // namespace
+
+class SharedFolder final : public store::Listener,
+                           public std::enable_shared_from_this<SharedFolder> {
+public:
+    using Key = std::tuple<store::Store*, std::string, store::FolderId>;
+
+    // The folder's SharedFolder, made (and subscribed) when no session has it open.
+    static store::Result<std::shared_ptr<SharedFolder>> get(store::Store* st,
+                                                            const std::string& user,
+                                                            store::FolderId id,
+                                                            const store::FolderView& view) {
+        Key key{st, user, id};
+        auto& reg = registry();
+        if (auto it = reg.find(key); it != reg.end())
+            if (auto live = it->second.lock())
+                return live;
+        std::vector<imap::MessageMeta> metas;
+        metas.reserve(view.messages.size());
+        for (const store::MessageRecord& m : view.messages)
+            metas.push_back(to_meta(m));
+        auto f = std::make_shared<SharedFolder>(st, key);
+        f->current_ = imap::MessageIndex::build(std::move(metas));
+        if (auto sub = st->subscribe(user, id, f.get()); !sub)
+            return tl::unexpected(sub.error());
+        f->subscribed_ = true;
+        reg[key] = f;
+        return f;
+    }
+
+    SharedFolder(store::Store* st, Key key) : store_(st), key_(std::move(key)) {}
+    ~SharedFolder() override {
+        if (subscribed_)
+            store_->unsubscribe(std::get<1>(key_), std::get<2>(key_), this);
+        auto& reg = registry();
+        if (auto it = reg.find(key_); it != reg.end() && it->second.expired())
+            reg.erase(it);
+    }
+
+    const std::shared_ptr<const imap::MessageIndex>& current() const { return current_; }
+
+    // Keywords used in the folder (SELECT's FLAGS), computed once per version.
+    const std::vector<std::string>& keywords() {
+        if (!keywords_) {
+            std::set<std::string> all;
+            for (const imap::MessageMeta& m : *current_)
+                all.insert(m.keywords.begin(), m.keywords.end());
+            keywords_.emplace(all.begin(), all.end());
+        }
+        return *keywords_;
+    }
+
+    void attach(StoreBackend* b) {
+        b->member_slot_ = members_.size();
+        members_.push_back(b);
+    }
+    void detach(StoreBackend* b) {
+        std::size_t i = b->member_slot_;
+        if (i >= members_.size() || members_[i] != b)
+            return;
+        if (delivering_ > 0) {
+            members_[i] = nullptr; // compacted after delivery
+            return;
+        }
+        members_[i] = members_.back();
+        members_[i]->member_slot_ = i;
+        members_.pop_back();
+    }
+
+    void on_added(const store::MessageRecord& message) override {
+        change(imap::ChangeKind::Added, to_meta(message));
+    }
+    void on_flags(store::Uid uid, store::Flags flags, const std::vector<std::string>& keywords,
+                  store::ModSeq modseq) override {
+        imap::MessageMeta m;
+        m.uid = uid;
+        m.flags = flags.bits;
+        m.keywords = keywords;
+        m.modseq = modseq;
+        change(imap::ChangeKind::Flags, m);
+    }
+    void on_expunged(store::Uid uid) override {
+        imap::MessageMeta m;
+        m.uid = uid;
+        change(imap::ChangeKind::Expunged, m);
+    }
+    void on_folder_deleted() override {
+        subscribed_ = false; // the store dropped us already
+        auto self = shared_from_this();
+        registry().erase(key_);
+        deliver([](StoreBackend& b) { b.on_folder_deleted(); });
+    }
+
+private:
+    static std::map<Key, std::weak_ptr<SharedFolder>>& registry() {
+        static std::map<Key, std::weak_ptr<SharedFolder>> reg;
+        return reg;
+    }
+
+    void change(imap::ChangeKind kind, const imap::MessageMeta& meta) {
+        auto self = shared_from_this(); // a member may close the last session meanwhile
+        std::shared_ptr<const imap::MessageIndex> before = current_;
+        imap::MessageIndex::Editor ed(before);
+        imap::apply_change(ed, kind, meta);
+        current_ = ed.finish();
+        if (current_ != before)
+            keywords_.reset();
+        std::shared_ptr<const imap::MessageIndex> after = current_;
+        deliver([&](StoreBackend& b) { b.on_change(kind, meta, before, after); });
+    }
+
+    template <class F>
+    void deliver(F&& fn) {
+        ++delivering_;
+        // Members that join during delivery already have the new version: not called.
+        std::size_t n = members_.size();
+        for (std::size_t i = 0; i < n; ++i)
+            if (StoreBackend* b = members_[i])
+                fn(*b);
+        if (--delivering_ == 0 &&
+            std::find(members_.begin(), members_.end(), nullptr) != members_.end()) {
+            std::erase(members_, nullptr);
+            for (std::size_t i = 0; i < members_.size(); ++i)
+                members_[i]->member_slot_ = i;
+        }
+    }
+
+    store::Store* store_;
+    Key key_;
+    bool subscribed_ = false;
+    std::shared_ptr<const imap::MessageIndex> current_;
+    std::optional<std::vector<std::string>> keywords_;
+    std::vector<StoreBackend*> members_;
+    int delivering_ = 0;
+    friend std::size_t shared_folder_count();
+};
+
+std::size_t shared_folder_count() {
+    std::size_t n = 0;
+    for (const auto& [k, w] : SharedFolder::registry())
+        n += w.expired() ? 0 : 1;
+    return n;
+}
 
 imap::StructureCache& shared_structure_cache() {
     static imap::StructureCache cache(kStructureCacheBytes);
@@ -189,20 +332,18 @@ imap::Result<imap::MailboxSnapshot> StoreBackend::select(std::string_view mailbo
     auto view = svc_.store->view(user_, *folder);
     if (!view)
         return tl::unexpected(to_imap_error(view.error()));
+    auto shared = SharedFolder::get(svc_.store, user_, *folder, *view);
+    if (!shared)
+        return tl::unexpected(to_imap_error(shared.error()));
     imap::MailboxSnapshot snap;
     snap.uid_validity = view->uid_validity;
     snap.uid_next = view->uid_next;
     snap.highest_modseq = view->highest_modseq;
     snap.read_only = read_only || view->read_only;
-    snap.messages.reserve(view->messages.size());
-    std::set<std::string> keywords;
-    for (const store::MessageRecord& m : view->messages) {
-        snap.messages.push_back(to_meta(m));
-        keywords.insert(m.keywords.begin(), m.keywords.end());
-    }
-    snap.keywords.assign(keywords.begin(), keywords.end());
-    if (auto sub = svc_.store->subscribe(user_, *folder, this); !sub)
-        return tl::unexpected(to_imap_error(sub.error()));
+    snap.index = (*shared)->current();
+    snap.keywords = (*shared)->keywords();
+    folder_ = std::move(*shared);
+    folder_->attach(this);
     selected_ = *folder;
     selected_uid_validity_ = view->uid_validity;
     selected_name_ = std::string(mailbox_utf8);
@@ -834,29 +975,40 @@ void StoreBackend::idle_started() {
 }
 
 void StoreBackend::unselect() {
-    if (selected_) {
-        svc_.store->unsubscribe(user_, *selected_, this);
-        selected_.reset();
+    if (folder_) {
+        folder_->detach(this);
+        folder_.reset();
+    }
+    selected_.reset();
+}
+
+std::shared_ptr<const imap::MessageIndex> StoreBackend::current_index() const {
+    return folder_ ? folder_->current() : nullptr;
+}
+
+void StoreBackend::on_change(imap::ChangeKind kind, const imap::MessageMeta& meta,
+                             const std::shared_ptr<const imap::MessageIndex>& before,
+                             const std::shared_ptr<const imap::MessageIndex>& after) {
+    if (!session_)
+        return;
+    switch (kind) {
+    case imap::ChangeKind::Added:
+        session_->on_message_added(meta, before, after);
+        break;
+    case imap::ChangeKind::Flags:
+        session_->on_flags_changed(meta.uid, meta.flags, meta.keywords, meta.modseq, before, after);
+        break;
+    case imap::ChangeKind::Expunged:
+        session_->on_expunged(meta.uid, before, after);
+        break;
     }
 }
 
-void StoreBackend::on_added(const store::MessageRecord& message) {
-    if (session_)
-        session_->on_message_added(to_meta(message));
-}
-
-void StoreBackend::on_flags(store::Uid uid, store::Flags flags,
-                            const std::vector<std::string>& keywords, store::ModSeq modseq) {
-    if (session_)
-        session_->on_flags_changed(uid, flags.bits, keywords, modseq);
-}
-
-void StoreBackend::on_expunged(store::Uid uid) {
-    if (session_)
-        session_->on_expunged(uid);
-}
-
 void StoreBackend::on_folder_deleted() {
+    if (folder_) {
+        folder_->detach(this);
+        folder_.reset();
+    }
     selected_.reset();
 }
 

@@ -20,6 +20,7 @@
 namespace popbridge::proxy {
 
 class StoreSync;
+class SharedFolder;
 
 // What the IMAP side needs to know about the configured users.
 class AccountDirectory {
@@ -38,7 +39,12 @@ struct BackendServices {
     AccountDirectory* accounts = nullptr;
 };
 
-class StoreBackend final : public protocol::imap::Backend, public store::Listener {
+// Change events of a folder reach its sessions through one SharedFolder per (store, user,
+// folder) that some session has selected: it alone subscribes to the store, keeps the
+// folder's current protocol::imap::MessageIndex (shared by all those sessions, replaced
+// copy-on-write on every change) and hands each event with the versions before and after
+// it to every member.
+class StoreBackend final : public protocol::imap::Backend {
 public:
     StoreBackend(BackendServices services, std::string remote);
     ~StoreBackend() override;
@@ -97,13 +103,13 @@ public:
     expunge(std::optional<std::vector<std::uint32_t>> uids,
             std::function<void(protocol::imap::Result<std::vector<std::uint32_t>>)> done) override;
     void idle_started() override;
+    std::shared_ptr<const protocol::imap::MessageIndex> current_index() const override;
 
-    // store::Listener: committed changes of the selected folder.
-    void on_added(const store::MessageRecord& message) override;
-    void on_flags(store::Uid uid, store::Flags flags, const std::vector<std::string>& keywords,
-                  store::ModSeq modseq) override;
-    void on_expunged(store::Uid uid) override;
-    void on_folder_deleted() override;
+    // From the SharedFolder: a committed change of the selected folder.
+    void on_change(protocol::imap::ChangeKind kind, const protocol::imap::MessageMeta& meta,
+                   const std::shared_ptr<const protocol::imap::MessageIndex>& before,
+                   const std::shared_ptr<const protocol::imap::MessageIndex>& after);
+    void on_folder_deleted();
 
     const std::string& user() const { return user_; }
 
@@ -122,13 +128,19 @@ private:
     std::string remote_;
     std::string user_; // set once login succeeded
     std::optional<store::FolderId> selected_;
+    std::shared_ptr<SharedFolder> folder_; // while selected
+    std::size_t member_slot_ = 0;          // our place in folder_'s member list
     std::uint32_t selected_uid_validity_ = 0;
     std::string selected_name_;
     std::unique_ptr<uv::Timer> delay_; // login waits (login_throttle.h)
     protocol::imap::Session* session_ = nullptr;
     // Cleared on destruction so late thread-pool completions do nothing.
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    friend class SharedFolder;
 };
+
+// Number of SharedFolders alive (tests, metrics).
+std::size_t shared_folder_count();
 
 // A SEARCH on message content reads about this much per thread-pool job before it yields
 // back to the loop (and the next batch is queued behind other pool work).

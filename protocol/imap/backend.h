@@ -26,25 +26,20 @@
 
 #include "protocol/imap/error.h"
 #include "protocol/imap/flags.h"
+#include "protocol/imap/message_index.h"
 #include "protocol/imap/message_structure.h"
 
 namespace popbridge::protocol::imap {
-
-struct MessageMeta {
-    std::uint32_t uid = 0;
-    std::uint64_t size = 0;            // RFC822.SIZE: bytes of the stored (CRLF) message
-    std::int64_t internal_date = 0;    // unix seconds, UTC
-    int tz_offset_minutes = 0;         // zone the internal date is shown in
-    std::uint32_t flags = 0;           // FlagBit mask (flags.h)
-    std::vector<std::string> keywords; // keyword flags, as stored
-    std::uint64_t modseq = 0;
-};
 
 struct MailboxSnapshot {
     std::uint32_t uid_validity = 0;
     std::uint32_t uid_next = 0;
     std::uint64_t highest_modseq = 0;
-    std::vector<MessageMeta> messages; // sorted by uid, strictly ascending
+    // The messages, sorted by uid, strictly ascending: a backend that shares one index per
+    // folder between sessions sets `index` (and leaves `messages` empty); otherwise the
+    // session builds its own index from `messages`.
+    std::shared_ptr<const MessageIndex> index;
+    std::vector<MessageMeta> messages;
     std::vector<std::string> keywords; // keywords defined in the mailbox (for FLAGS)
     bool read_only = false;            // true for EXAMINE or when the user may not write
 };
@@ -262,6 +257,12 @@ public:
 
     // A client is watching the selected mailbox (IDLE): a chance to fetch fresh mail.
     virtual void idle_started() {}
+
+    // The shared index of the selected mailbox as of the last change event delivered to the
+    // session, or nullptr when the backend shares none. A session whose own view has the
+    // same content (after its own STORE, or once a delayed EXPUNGE went out) switches to it
+    // and drops its private copy.
+    virtual std::shared_ptr<const MessageIndex> current_index() const { return nullptr; }
 };
 
 } // namespace popbridge::protocol::imap

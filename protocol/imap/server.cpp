@@ -126,7 +126,11 @@ void Session::process() {
         }
     }
     if (input_pos_ == input_.size()) {
-        input_.clear();
+        // An idle connection should not keep the capacity of a large literal it once had.
+        if (input_.capacity() > 4096)
+            std::string().swap(input_);
+        else
+            input_.clear();
         input_pos_ = 0;
     } else if (input_pos_ > 64 * 1024) {
         input_.erase(0, input_pos_);
@@ -203,11 +207,45 @@ void Session::execute(RawCommand raw) {
 
 // ---- changes from other sessions ----
 
-void Session::on_message_added(MessageMeta meta) {
-    if (auto* sel = std::get_if<Selected>(&state_)) {
-        sel->pending.push_back({PendingChange::Kind::Added, std::move(meta)});
-        push_if_idle();
+void Session::on_message_added(MessageMeta meta, std::shared_ptr<const MessageIndex> before,
+                               std::shared_ptr<const MessageIndex> after) {
+    queue_change(
+        {PendingChange::Kind::Added, std::move(meta), std::move(before), std::move(after)});
+}
+
+void Session::on_flags_changed(std::uint32_t uid, std::uint32_t flags,
+                               std::vector<std::string> keywords, std::uint64_t modseq,
+                               std::shared_ptr<const MessageIndex> before,
+                               std::shared_ptr<const MessageIndex> after) {
+    MessageMeta m;
+    m.uid = uid;
+    m.flags = flags;
+    m.keywords = std::move(keywords);
+    m.modseq = modseq;
+    queue_change({PendingChange::Kind::Flags, std::move(m), std::move(before), std::move(after)});
+}
+
+void Session::on_expunged(std::uint32_t uid, std::shared_ptr<const MessageIndex> before,
+                          std::shared_ptr<const MessageIndex> after) {
+    MessageMeta m;
+    m.uid = uid;
+    queue_change(
+        {PendingChange::Kind::Expunged, std::move(m), std::move(before), std::move(after)});
+}
+
+void Session::queue_change(PendingChange ch) {
+    auto* sel = std::get_if<Selected>(&state_);
+    if (sel == nullptr)
+        return;
+    // Only the first few changes of a backlog can take the pointer-swap path (the chain
+    // breaks at the first one that must wait); the rest are applied by copying, so they
+    // need not pin every intermediate version.
+    if (sel->pending.size() >= 8) {
+        ch.before.reset();
+        ch.after.reset();
     }
+    sel->pending.push_back(std::move(ch));
+    push_if_idle();
 }
 
 void Session::push_if_idle() {
@@ -219,40 +257,17 @@ void Session::push_if_idle() {
         output_cb_();
 }
 
-void Session::on_flags_changed(std::uint32_t uid, std::uint32_t flags,
-                               std::vector<std::string> keywords, std::uint64_t modseq) {
-    if (auto* sel = std::get_if<Selected>(&state_)) {
-        MessageMeta m;
-        m.uid = uid;
-        m.flags = flags;
-        m.keywords = std::move(keywords);
-        m.modseq = modseq;
-        sel->pending.push_back({PendingChange::Kind::Flags, std::move(m)});
-        push_if_idle();
-    }
-}
-
-void Session::on_expunged(std::uint32_t uid) {
-    if (auto* sel = std::get_if<Selected>(&state_)) {
-        MessageMeta m;
-        m.uid = uid;
-        sel->pending.push_back({PendingChange::Kind::Expunged, std::move(m)});
-        push_if_idle();
-    }
-}
-
 void Session::flush_pending(bool allow_expunge) {
     auto& sel = std::get<Selected>(state_);
-    auto& msgs = sel.snapshot.messages;
-    auto find = [&](std::uint32_t uid) {
-        auto it = std::lower_bound(msgs.begin(), msgs.end(), uid,
-                                   [](const MessageMeta& m, std::uint32_t u) { return m.uid < u; });
-        return it != msgs.end() && it->uid == uid ? it : msgs.end();
-    };
+    std::shared_ptr<const MessageIndex>& view = sel.snapshot.messages;
+    // A change whose `before` is our view moves us to its `after` (shared, nothing copied);
+    // any other is applied to a private copy (only the touched chunks are copied).
+    std::optional<MessageIndex::Editor> ed;
+    auto cur = [&]() -> const MessageIndex& { return ed ? ed->view() : *view; };
     bool exists_dirty = false;
     auto announce_exists = [&] {
         if (exists_dirty)
-            write_untagged(output_, std::to_string(msgs.size()) + " EXISTS");
+            write_untagged(output_, std::to_string(cur().size()) + " EXISTS");
         exists_dirty = false;
     };
     std::vector<PendingChange> kept;
@@ -265,55 +280,70 @@ void Session::flush_pending(bool allow_expunge) {
     for (PendingChange& ch : sel.pending) {
         if (ch.meta.modseq > sel.snapshot.highest_modseq)
             sel.snapshot.highest_modseq = ch.meta.modseq;
+        if (ch.kind == PendingChange::Kind::Expunged && !allow_expunge) {
+            ch.before.reset();
+            ch.after.reset();
+            kept.push_back(std::move(ch));
+            continue;
+        }
+        bool fast = !ed && ch.before && ch.after && ch.before == view;
+        ApplyResult r = preview_change(cur(), ch.kind, ch.meta);
+        // Announce what the client must know before the change is applied.
+        if (ch.kind == PendingChange::Kind::Expunged && r.applied) {
+            announce_exists(); // the client must know a message before it is expunged
+            if (qresync_)
+                vanished.push_back(ch.meta.uid); // RFC 7162 3.2.10: VANISHED replaces EXPUNGE
+            else
+                write_untagged(output_, std::to_string(*r.pos + 1) + " EXPUNGE");
+        }
+        if (fast) {
+            view = std::move(ch.after);
+        } else if (r.applied) {
+            if (!ed)
+                ed.emplace(view);
+            apply_change(*ed, ch.kind, ch.meta);
+        }
         switch (ch.kind) {
         case PendingChange::Kind::Added:
-            // Only UIDs above the snapshot's are new; anything else is a duplicate event.
-            if (msgs.empty() || ch.meta.uid > msgs.back().uid) {
+            if (r.applied) {
                 if (ch.meta.uid >= sel.snapshot.uid_next)
                     sel.snapshot.uid_next = ch.meta.uid + 1;
-                msgs.push_back(std::move(ch.meta));
                 exists_dirty = true;
             }
             break;
-        case PendingChange::Kind::Flags: {
-            auto it = find(ch.meta.uid);
-            if (it == msgs.end())
-                break;
-            it->modseq = ch.meta.modseq;
-            if (it->flags == ch.meta.flags && it->keywords == ch.meta.keywords)
-                break; // e.g. our own change echoed back by the store
-            it->flags = ch.meta.flags;
-            it->keywords = std::move(ch.meta.keywords);
-            announce_exists();
-            write_untagged(output_,
-                           flags_fetch_data(static_cast<std::size_t>(it - msgs.begin()), true));
-            break;
-        }
-        case PendingChange::Kind::Expunged: {
-            if (!allow_expunge) {
-                kept.push_back(std::move(ch));
-                break;
+        case PendingChange::Kind::Flags:
+            if (r.pos && r.flags_changed) {
+                announce_exists();
+                write_untagged(output_, flags_fetch_data(*r.pos, cur()[*r.pos], true));
             }
-            auto it = find(ch.meta.uid);
-            if (it == msgs.end())
-                break;
-            announce_exists(); // the client must know a message before it is expunged
-            if (qresync_)
-                vanished.push_back(it->uid); // RFC 7162 3.2.10: VANISHED replaces EXPUNGE
-            else
-                write_untagged(output_, std::to_string(it - msgs.begin() + 1) + " EXPUNGE");
-            msgs.erase(it);
             break;
-        }
+        case PendingChange::Kind::Expunged:
+            break;
         }
     }
     announce_vanished();
     announce_exists();
+    if (ed)
+        view = ed->finish();
     sel.pending = std::move(kept);
+    if (sel.pending.empty())
+        adopt_shared_index();
+}
+
+void Session::adopt_shared_index() {
+    auto& sel = std::get<Selected>(state_);
+    auto shared = backend_.current_index();
+    if (shared && shared != sel.snapshot.messages && shared->same_content(*sel.snapshot.messages))
+        sel.snapshot.messages = std::move(shared);
 }
 
 std::string Session::flags_fetch_data(std::size_t index, bool with_uid) const {
-    const auto& m = std::get<Selected>(state_).snapshot.messages[index];
+    return flags_fetch_data(index, (*std::get<Selected>(state_).snapshot.messages)[index],
+                            with_uid);
+}
+
+std::string Session::flags_fetch_data(std::size_t index, const MessageMeta& m,
+                                      bool with_uid) const {
     std::string data = std::to_string(index + 1) + " FETCH (";
     if (with_uid)
         data += "UID " + std::to_string(m.uid) + " ";

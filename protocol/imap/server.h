@@ -53,27 +53,38 @@ struct SessionConfig {
 };
 
 // A change made by another session (or the poller), waiting for a safe point.
+// `before`/`after`: the backend's shared index just before and after this change, when it
+// shares one; a session whose view is `before` moves to `after` without copying anything.
 struct PendingChange {
-    enum class Kind {
-        Added,    // a new message (meta is complete)
-        Flags,    // flags/keywords/modseq of meta.uid changed
-        Expunged, // meta.uid was expunged
-    };
+    using Kind = ChangeKind;
     Kind kind = Kind::Added;
     MessageMeta meta;
+    std::shared_ptr<const MessageIndex> before;
+    std::shared_ptr<const MessageIndex> after;
 };
 
-constexpr std::string_view to_string(PendingChange::Kind k) {
+constexpr std::string_view to_string(ChangeKind k) {
     switch (k) {
-    case PendingChange::Kind::Added:
+    case ChangeKind::Added:
         return "Added";
-    case PendingChange::Kind::Flags:
+    case ChangeKind::Flags:
         return "Flags";
-    case PendingChange::Kind::Expunged:
+    case ChangeKind::Expunged:
         return "Expunged";
     }
     return "?";
 }
+
+// What a selected session knows of its mailbox. `messages` is the client's view: usually
+// the backend's shared index of the folder (one per folder, not per session), a private
+// copy-on-write version only while the session's view differs from it.
+struct MailboxView {
+    std::uint32_t uid_validity = 0;
+    std::uint32_t uid_next = 0;
+    std::uint64_t highest_modseq = 0;
+    bool read_only = false;
+    std::shared_ptr<const MessageIndex> messages = MessageIndex::empty_index();
+};
 
 // Session states, each carrying its data.
 struct NotAuthenticated {}; // before LOGIN
@@ -83,7 +94,7 @@ struct Authenticated {      // logged in, no mailbox selected
 struct Selected { // a mailbox is selected; its snapshot is the client's view
     std::string user;
     std::string mailbox;
-    MailboxSnapshot snapshot;
+    MailboxView snapshot;
     std::vector<PendingChange> pending;
 };
 struct LoggedOut {}; // after LOGOUT or BYE; terminal
@@ -121,10 +132,14 @@ public:
     // Called with every command that parsed and is legal in the current state (metrics).
     void set_command_observer(std::function<void(CommandId)> cb) { command_cb_ = std::move(cb); }
 
-    void on_message_added(MessageMeta meta);
+    // `before`/`after`: see PendingChange (may be null).
+    void on_message_added(MessageMeta meta, std::shared_ptr<const MessageIndex> before = {},
+                          std::shared_ptr<const MessageIndex> after = {});
     void on_flags_changed(std::uint32_t uid, std::uint32_t flags, std::vector<std::string> keywords,
-                          std::uint64_t modseq);
-    void on_expunged(std::uint32_t uid);
+                          std::uint64_t modseq, std::shared_ptr<const MessageIndex> before = {},
+                          std::shared_ptr<const MessageIndex> after = {});
+    void on_expunged(std::uint32_t uid, std::shared_ptr<const MessageIndex> before = {},
+                     std::shared_ptr<const MessageIndex> after = {});
 
     const SessionState& state() const { return state_; }
 
@@ -167,6 +182,8 @@ private:
     void finish(std::string_view tag, RespStatus status, ResponseCode code, std::string_view text);
     void flush_pending(bool allow_expunge);
     void push_if_idle();
+    void queue_change(PendingChange ch);
+    void adopt_shared_index();
     StateBit state_bit() const;
     void after_async();
 
@@ -210,6 +227,7 @@ private:
                                                            bool uid);
     void write_vanished(const std::vector<std::uint32_t>& uids, bool earlier);
     std::string flags_fetch_data(std::size_t index, bool with_uid) const;
+    std::string flags_fetch_data(std::size_t index, const MessageMeta& m, bool with_uid) const;
     void storage_failure(std::string_view tag, const Error& err, std::string_view fallback);
 
     Backend& backend_;

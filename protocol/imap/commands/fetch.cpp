@@ -79,11 +79,11 @@ std::string_view section_bytes(const FetchAtt& att, const std::string& bytes,
 
 void Session::exec_fetch(const Command& cmd, FetchArgs args) {
     auto& sel = std::get<Selected>(state_);
-    const auto& msgs = sel.snapshot.messages;
+    const MessageIndex& msgs = *sel.snapshot.messages;
     auto job = std::make_shared<FetchJob>();
     job->tag = cmd.tag;
     if (args.uid) {
-        job->resolved = args.set.resolve(msgs.empty() ? 0 : msgs.back().uid);
+        job->resolved = args.set.resolve(msgs.last_uid());
     } else {
         auto count = static_cast<std::uint32_t>(msgs.size());
         for (const SeqRange& r : args.set.ranges()) {
@@ -109,7 +109,7 @@ void Session::exec_fetch(const Command& cmd, FetchArgs args) {
         // kept, so all of them).
         std::vector<std::uint32_t> gone;
         std::size_t i = 0;
-        std::uint32_t top = msgs.empty() ? 0 : msgs.back().uid;
+        std::uint32_t top = msgs.last_uid();
         for (const SeqRange& r : job->resolved.ranges()) {
             for (std::uint64_t u = r.first; u <= r.last && u <= top && gone.size() <= 100000; ++u) {
                 while (i < msgs.size() && msgs[i].uid < u)
@@ -142,46 +142,39 @@ void Session::exec_fetch(const Command& cmd, FetchArgs args) {
     busy_ = true;
     std::weak_ptr<int> alive = alive_;
     auto uids = unseen;
-    backend_.store_flags(
-        std::move(unseen), FlagOp::Add, kFlagSeen, {},
-        [this, alive, job, uids = std::move(uids)](Result<void> result) mutable {
-            if (alive.expired() || !busy_)
-                return;
-            auto* sel = std::get_if<Selected>(&state_);
-            if (!result || sel == nullptr) {
-                Error err =
-                    result ? Error{StorageErrc::Internal, "Mailbox closed", false} : result.error();
-                ImapFailure f = imap_response_for(err);
-                finish(job->tag, f.status, f.code, err.message);
-            } else {
-                auto& msgs = sel->snapshot.messages;
-                for (std::uint32_t uid : uids) {
-                    auto it = std::lower_bound(
-                        msgs.begin(), msgs.end(), uid,
-                        [](const MessageMeta& m, std::uint32_t u) { return m.uid < u; });
-                    if (it != msgs.end() && it->uid == uid)
-                        it->flags |= kFlagSeen;
-                }
-                job->seen = std::move(uids);
-                fetch_ = std::move(*job);
-                ++fetch_gen_;
-            }
-            after_async();
-        });
+    backend_.store_flags(std::move(unseen), FlagOp::Add, kFlagSeen, {},
+                         [this, alive, job, uids = std::move(uids)](Result<void> result) mutable {
+                             if (alive.expired() || !busy_)
+                                 return;
+                             auto* sel = std::get_if<Selected>(&state_);
+                             if (!result || sel == nullptr) {
+                                 Error err =
+                                     result ? Error{StorageErrc::Internal, "Mailbox closed", false}
+                                            : result.error();
+                                 ImapFailure f = imap_response_for(err);
+                                 finish(job->tag, f.status, f.code, err.message);
+                             } else {
+                                 MessageIndex::Editor ed(sel->snapshot.messages);
+                                 for (std::uint32_t uid : uids)
+                                     if (auto pos = ed.view().find(uid))
+                                         ed.at(*pos).flags |= kFlagSeen;
+                                 sel->snapshot.messages = ed.finish();
+                                 job->seen = std::move(uids);
+                                 fetch_ = std::move(*job);
+                                 ++fetch_gen_;
+                             }
+                             after_async();
+                         });
 }
 
 std::optional<std::size_t> Session::next_fetch_index(FetchJob& job) const {
-    const auto& msgs = std::get<Selected>(state_).snapshot.messages;
+    const MessageIndex& msgs = *std::get<Selected>(state_).snapshot.messages;
     const auto& ranges = job.resolved.ranges();
     while (job.range < ranges.size()) {
         const SeqRange& r = ranges[job.range];
         if (!job.started) {
             if (job.args.uid) {
-                job.index = static_cast<std::size_t>(
-                    std::lower_bound(
-                        msgs.begin(), msgs.end(), r.first,
-                        [](const MessageMeta& m, std::uint32_t u) { return m.uid < u; }) -
-                    msgs.begin());
+                job.index = msgs.lower_bound(r.first);
             } else {
                 job.index = r.first - 1;
             }
@@ -217,7 +210,7 @@ void Session::continue_fetch() {
             }
             idx = *next;
             if (job.args.changed_since) {
-                const auto& m = std::get<Selected>(state_).snapshot.messages[idx];
+                const auto& m = (*std::get<Selected>(state_).snapshot.messages)[idx];
                 if (m.modseq <= *job.args.changed_since)
                     continue;
             }
@@ -284,7 +277,9 @@ void Session::stream_step() {
 }
 
 Session::FetchStep Session::fetch_one(FetchJob& job, std::size_t index) {
-    const MessageMeta& m = std::get<Selected>(state_).snapshot.messages[index];
+    // Held so `m` stays valid whatever happens to the session's view meanwhile.
+    std::shared_ptr<const MessageIndex> hold = std::get<Selected>(state_).snapshot.messages;
+    const MessageMeta& m = (*hold)[index];
     if (job.loaded_uid != m.uid) {
         job.loaded_uid = m.uid;
         job.body.reset();

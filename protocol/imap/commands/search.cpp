@@ -12,7 +12,8 @@ namespace {
 struct ContentScan {
     SearchKey key;
     SearchScope scope;
-    std::vector<MessageMeta> messages; // the snapshot when the SEARCH started
+    // The session's view when the SEARCH started: immutable, so the worker may read it.
+    std::shared_ptr<const MessageIndex> messages;
 };
 
 SearchMessage search_message(const MessageMeta& m, std::size_t index) {
@@ -32,11 +33,12 @@ SearchMessage search_message(const MessageMeta& m, std::size_t index) {
 
 void Session::exec_search(const Command& cmd, const SearchArgs& args) {
     auto& sel = std::get<Selected>(state_);
-    const auto& msgs = sel.snapshot.messages;
+    auto hold = sel.snapshot.messages; // stays valid whatever the loop does
+    const MessageIndex& msgs = *hold;
     bool uses_modseq = search_uses_modseq(args.key);
     if (uses_modseq)
         condstore_ = true;
-    SearchScope scope{static_cast<std::uint32_t>(msgs.size()), msgs.empty() ? 0 : msgs.back().uid};
+    SearchScope scope{static_cast<std::uint32_t>(msgs.size()), msgs.last_uid()};
     // '*' and the ranges are resolved once for the whole SEARCH, not per message.
     SearchKey key = args.key;
     resolve_search_sets(key, scope);
@@ -60,13 +62,13 @@ void Session::exec_search(const Command& cmd, const SearchArgs& args) {
     auto scan = std::make_shared<ContentScan>();
     scan->key = std::move(key);
     scan->scope = scope;
-    scan->messages = msgs;
+    scan->messages = hold;
     std::vector<std::uint32_t> uids;
     uids.reserve(msgs.size());
     for (const MessageMeta& m : msgs)
         uids.push_back(m.uid);
     ScanTest test = [scan](std::size_t i, const std::function<std::string*()>& load) -> bool {
-        const MessageMeta& m = scan->messages[i];
+        const MessageMeta& m = (*scan->messages)[i];
         // Read and parsed at most once per message, and only when a key needs the content.
         std::unique_ptr<SearchBody> body;
         bool tried = false;
@@ -93,10 +95,10 @@ void Session::exec_search(const Command& cmd, const SearchArgs& args) {
                 return;
             std::vector<std::uint32_t> hits;
             std::uint64_t max_modseq = 0;
-            for (std::size_t i = 0; i < verdicts.size() && i < scan->messages.size(); ++i) {
+            for (std::size_t i = 0; i < verdicts.size() && i < scan->messages->size(); ++i) {
                 if (!verdicts[i])
                     continue;
-                const MessageMeta& m = scan->messages[i];
+                const MessageMeta& m = (*scan->messages)[i];
                 hits.push_back(args.uid ? m.uid : static_cast<std::uint32_t>(i + 1));
                 max_modseq = std::max(max_modseq, m.modseq);
             }

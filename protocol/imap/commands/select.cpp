@@ -1,5 +1,6 @@
 // SELECT, EXAMINE, UNSELECT.
 #include <algorithm>
+#include <optional>
 
 #include "protocol/imap/server.h"
 
@@ -54,16 +55,28 @@ void Session::exec_select(const Command& cmd, const SelectArgs& args) {
     }
     write_untagged_status(output_, RespStatus::Ok, {RespCode::PermanentFlags, permanent},
                           s.read_only ? "No permanent flags permitted" : "Flags permitted");
-    write_untagged(output_, std::to_string(s.messages.size()) + " EXISTS");
-    auto recent = std::count_if(s.messages.begin(), s.messages.end(),
-                                [](const MessageMeta& m) { return (m.flags & kFlagRecent) != 0; });
+    MailboxView v;
+    v.uid_validity = s.uid_validity;
+    v.uid_next = s.uid_next;
+    v.highest_modseq = s.highest_modseq;
+    v.read_only = s.read_only;
+    v.messages = s.index ? std::move(s.index) : MessageIndex::build(std::move(s.messages));
+    const MessageIndex& msgs = *v.messages;
+    write_untagged(output_, std::to_string(msgs.size()) + " EXISTS");
+    std::size_t recent = 0;
+    std::optional<std::size_t> unseen;
+    std::size_t i = 0;
+    for (const MessageMeta& m : msgs) {
+        if ((m.flags & kFlagRecent) != 0)
+            ++recent;
+        if (!unseen && (m.flags & kFlagSeen) == 0)
+            unseen = i;
+        ++i;
+    }
     write_untagged(output_, std::to_string(recent) + " RECENT");
-    auto unseen = std::find_if(s.messages.begin(), s.messages.end(),
-                               [](const MessageMeta& m) { return (m.flags & kFlagSeen) == 0; });
-    if (unseen != s.messages.end())
+    if (unseen)
         write_untagged_status(output_, RespStatus::Ok,
-                              {RespCode::Unseen, std::to_string(unseen - s.messages.begin() + 1)},
-                              "First unseen");
+                              {RespCode::Unseen, std::to_string(*unseen + 1)}, "First unseen");
     write_untagged_status(output_, RespStatus::Ok,
                           {RespCode::UidValidity, std::to_string(s.uid_validity)}, "UIDs valid");
     write_untagged_status(output_, RespStatus::Ok, {RespCode::UidNext, std::to_string(s.uid_next)},
@@ -75,12 +88,12 @@ void Session::exec_select(const Command& cmd, const SelectArgs& args) {
     bool resync = args.qresync && args.qresync->uid_validity == s.uid_validity;
 
     bool read_only = s.read_only;
-    state_ = Selected{std::move(user), args.mailbox, std::move(s), {}};
+    state_ = Selected{std::move(user), args.mailbox, std::move(v), {}};
     if (resync) {
         // RFC 7162 3.2.5.1: UIDs the client knows that are gone, then what changed. The
         // store keeps no modseq for expunges, so every vanished known UID is reported.
-        auto& msgs = std::get<Selected>(state_).snapshot.messages;
-        std::uint32_t top = msgs.empty() ? 0 : msgs.back().uid;
+        const MessageIndex& msgs = *std::get<Selected>(state_).snapshot.messages;
+        std::uint32_t top = msgs.last_uid();
         SeqSet known = args.qresync->known_uids ? args.qresync->known_uids->resolve(top)
                                                 : SeqSet({SeqRange{1, top}});
         std::vector<std::uint32_t> gone;

@@ -39,7 +39,7 @@ std::string ordered_set_text(const std::vector<std::uint32_t>& uids) {
 
 std::optional<std::vector<std::uint32_t>> Session::resolve_uids(std::string_view tag,
                                                                 const SeqSet& set, bool uid) {
-    const auto& msgs = std::get<Selected>(state_).snapshot.messages;
+    const MessageIndex& msgs = *std::get<Selected>(state_).snapshot.messages;
     std::vector<std::uint32_t> out;
     if (uid) {
         std::vector<std::uint32_t> all;
@@ -96,44 +96,41 @@ void Session::exec_store(const Command& cmd, const StoreArgs& args) {
                 after_async();
                 return;
             }
-            auto& msgs = sel->snapshot.messages;
-            auto find = [&](std::uint32_t uid) {
-                return std::lower_bound(
-                    msgs.begin(), msgs.end(), uid,
-                    [](const MessageMeta& m, std::uint32_t u) { return m.uid < u; });
-            };
+            // Edits a private version of the view (copying only the touched chunks); the
+            // next safe point switches back to the shared index once they agree again.
+            MessageIndex::Editor ed(sel->snapshot.messages);
             const std::vector<std::uint32_t>& modified = r->modified;
             std::vector<std::size_t> changed;
             for (std::uint32_t uid : set) {
                 if (std::binary_search(modified.begin(), modified.end(), uid))
                     continue;
-                auto it = find(uid);
-                if (it == msgs.end() || it->uid != uid)
+                auto pos = ed.view().find(uid);
+                if (!pos)
                     continue;
                 // The change as we asked for it; the store's own event (with the new
                 // modseq) is applied just below when it has already arrived.
-                std::uint32_t recent = it->flags & kFlagRecent;
+                MessageMeta& m = ed.at(*pos);
+                std::uint32_t recent = m.flags & kFlagRecent;
                 switch (a.op) {
                 case FlagOp::Add:
-                    it->flags |= a.flags;
+                    m.flags |= a.flags;
                     for (const std::string& k : a.keywords)
-                        if (std::find(it->keywords.begin(), it->keywords.end(), k) ==
-                            it->keywords.end())
-                            it->keywords.push_back(k);
+                        if (std::find(m.keywords.begin(), m.keywords.end(), k) == m.keywords.end())
+                            m.keywords.push_back(k);
                     break;
                 case FlagOp::Remove:
-                    it->flags &= ~a.flags;
-                    std::erase_if(it->keywords, [&](const std::string& k) {
+                    m.flags &= ~a.flags;
+                    std::erase_if(m.keywords, [&](const std::string& k) {
                         return std::find(a.keywords.begin(), a.keywords.end(), k) !=
                                a.keywords.end();
                     });
                     break;
                 case FlagOp::Replace:
-                    it->flags = a.flags | recent;
-                    it->keywords = a.keywords;
+                    m.flags = a.flags | recent;
+                    m.keywords = a.keywords;
                     break;
                 }
-                changed.push_back(static_cast<std::size_t>(it - msgs.begin()));
+                changed.push_back(*pos);
             }
             // Our own flag events: take their flags and modseq now so they are not reported
             // twice at the next safe point.
@@ -141,12 +138,13 @@ void Session::exec_store(const Command& cmd, const StoreArgs& args) {
                 if (ch.kind != PendingChange::Kind::Flags ||
                     !std::binary_search(set.begin(), set.end(), ch.meta.uid))
                     continue;
-                auto it = find(ch.meta.uid);
-                if (it == msgs.end() || it->uid != ch.meta.uid)
+                auto pos = ed.view().find(ch.meta.uid);
+                if (!pos)
                     continue;
-                it->flags = ch.meta.flags | (it->flags & kFlagRecent);
-                it->keywords = ch.meta.keywords;
-                it->modseq = ch.meta.modseq;
+                MessageMeta& m = ed.at(*pos);
+                m.flags = ch.meta.flags | (m.flags & kFlagRecent);
+                m.keywords = ch.meta.keywords;
+                m.modseq = ch.meta.modseq;
                 if (ch.meta.modseq > sel->snapshot.highest_modseq)
                     sel->snapshot.highest_modseq = ch.meta.modseq;
                 ch.kind = PendingChange::Kind::Flags;
@@ -155,6 +153,9 @@ void Session::exec_store(const Command& cmd, const StoreArgs& args) {
             std::erase_if(sel->pending, [](const PendingChange& ch) {
                 return ch.kind == PendingChange::Kind::Flags && ch.meta.uid == 0;
             });
+            sel->snapshot.messages = ed.finish();
+            auto hold = sel->snapshot.messages;
+            const MessageIndex& msgs = *hold;
             // RFC 7162 3.1.3: with .SILENT the client still learns the new MODSEQ.
             if (!a.silent || condstore_) {
                 for (std::size_t idx : changed) {
@@ -197,43 +198,43 @@ void Session::exec_copy(const Command& cmd, const CopyArgs& args) {
     std::weak_ptr<int> alive = alive_;
     std::string tag = cmd.tag;
     bool move = args.move;
-    backend_.copy(std::move(*uids), args.mailbox, args.move,
-                  [this, alive, tag, move, verb](Result<CopyResult> r) {
-                      if (alive.expired() || !busy_)
-                          return;
-                      if (!r) {
-                          if (r.error().code == StorageErrc::NotFound)
-                              finish(tag, RespStatus::No, {RespCode::TryCreate, {}},
-                                     "Mailbox does not exist");
-                          else
-                              storage_failure(tag, r.error(), std::string(verb) + " failed");
-                          after_async();
-                          return;
-                      }
-                      ResponseCode code{RespCode::CopyUid, {}};
-                      if (!r->source_uids.empty())
-                          code.arg = std::to_string(r->uid_validity) + " " +
-                                     ordered_set_text(r->source_uids) + " " +
-                                     ordered_set_text(r->dest_uids);
-                      else
-                          code.code = RespCode::None;
-                      if (!move) {
-                          finish(tag, RespStatus::Ok, code, "COPY completed");
-                      } else {
-                          // RFC 6851 3.3: COPYUID in an untagged OK, then the expunges.
-                          if (code.code != RespCode::None)
-                              write_untagged_status(output_, RespStatus::Ok, code, "Moved");
-                          if (auto* sel = std::get_if<Selected>(&state_))
-                              for (std::uint32_t uid : r->source_uids) {
-                                  MessageMeta m;
-                                  m.uid = uid;
-                                  sel->pending.push_back({PendingChange::Kind::Expunged, m});
-                              }
-                          current_allows_expunge_ = true;
-                          finish(tag, RespStatus::Ok, {}, "MOVE completed");
-                      }
-                      after_async();
-                  });
+    backend_.copy(
+        std::move(*uids), args.mailbox, args.move,
+        [this, alive, tag, move, verb](Result<CopyResult> r) {
+            if (alive.expired() || !busy_)
+                return;
+            if (!r) {
+                if (r.error().code == StorageErrc::NotFound)
+                    finish(tag, RespStatus::No, {RespCode::TryCreate, {}},
+                           "Mailbox does not exist");
+                else
+                    storage_failure(tag, r.error(), std::string(verb) + " failed");
+                after_async();
+                return;
+            }
+            ResponseCode code{RespCode::CopyUid, {}};
+            if (!r->source_uids.empty())
+                code.arg = std::to_string(r->uid_validity) + " " +
+                           ordered_set_text(r->source_uids) + " " + ordered_set_text(r->dest_uids);
+            else
+                code.code = RespCode::None;
+            if (!move) {
+                finish(tag, RespStatus::Ok, code, "COPY completed");
+            } else {
+                // RFC 6851 3.3: COPYUID in an untagged OK, then the expunges.
+                if (code.code != RespCode::None)
+                    write_untagged_status(output_, RespStatus::Ok, code, "Moved");
+                if (auto* sel = std::get_if<Selected>(&state_))
+                    for (std::uint32_t uid : r->source_uids) {
+                        MessageMeta m;
+                        m.uid = uid;
+                        sel->pending.push_back({PendingChange::Kind::Expunged, m, {}, {}});
+                    }
+                current_allows_expunge_ = true;
+                finish(tag, RespStatus::Ok, {}, "MOVE completed");
+            }
+            after_async();
+        });
 }
 
 void Session::exec_expunge(const Command& cmd, const ExpungeArgs& args) {
@@ -265,7 +266,7 @@ void Session::exec_expunge(const Command& cmd, const ExpungeArgs& args) {
                 for (std::uint32_t u : *r) {
                     MessageMeta m;
                     m.uid = u;
-                    sel->pending.push_back({PendingChange::Kind::Expunged, m});
+                    sel->pending.push_back({PendingChange::Kind::Expunged, m, {}, {}});
                 }
             finish(tag, RespStatus::Ok, {}, uid ? "UID EXPUNGE completed" : "EXPUNGE completed");
         }

@@ -91,8 +91,9 @@ TEST_CASE("store backend: ENVELOPE and BODYSTRUCTURE cached across connections",
             REQUIRE(result == 1);
             auto snap = b.select("INBOX", true);
             REQUIRE(snap);
-            REQUIRE(snap->messages.size() == 1);
-            return snap->messages[0].uid;
+            REQUIRE(snap->index);
+            REQUIRE(snap->index->size() == 1);
+            return (*snap->index)[0].uid;
         };
 
         proxy::StoreBackend first(svc, "127.0.0.1:1");
@@ -134,6 +135,95 @@ TEST_CASE("store backend: ENVELOPE and BODYSTRUCTURE cached across connections",
         second.unselect();
         CHECK_FALSE(second.message_structure(uid, nullptr));
         first.unselect();
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+TEST_CASE("store backend: sessions that select the same folder share one message index",
+          "[proxy][store_backend]") {
+    namespace imap = protocol::imap;
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    TempDir dir;
+    {
+        store::StoreOptions o;
+        o.data_dir = dir.path / "data";
+        o.hostname = "testhost";
+        auto opened = store::Store::open(o);
+        REQUIRE(opened);
+        store::Store& st = **opened;
+        REQUIRE(st.open_user("cachetest"));
+        proxy::StoreSync sync(&loop, st);
+        auto commit = [&](store::Result<store::Ticket> ticket) {
+            REQUIRE(ticket);
+            bool done = false;
+            sync.wait(*ticket, [&](const store::Outcome& out) {
+                REQUIRE(out.result);
+                done = true;
+            });
+            sync.kick();
+            run_until(&loop, [&] { return done; });
+        };
+        for (int i = 0; i < 300; ++i)
+            commit(st.append("cachetest", store::kInbox, kMessage, {}, {}, 1700000000 + i));
+
+        Accounts accounts;
+        auto hash = proxy::hash_password("pw");
+        REQUIRE(hash);
+        accounts.hash = *hash;
+        proxy::BackendServices svc{&loop, &st, &sync, &accounts};
+        std::vector<std::unique_ptr<proxy::StoreBackend>> backends;
+        std::vector<std::shared_ptr<const imap::MessageIndex>> selected;
+        CHECK(proxy::shared_folder_count() == 0);
+        for (int i = 0; i < 8; ++i) {
+            backends.push_back(std::make_unique<proxy::StoreBackend>(svc, "127.0.0.1:3"));
+            int result = -1;
+            backends.back()->login("cachetest", "pw", [&](bool ok) { result = ok ? 1 : 0; });
+            run_until(&loop, [&] { return result >= 0; });
+            REQUIRE(result == 1);
+            auto snap = backends.back()->select("INBOX", false);
+            REQUIRE(snap);
+            REQUIRE(snap->index);
+            CHECK(snap->messages.empty()); // nothing copied per session
+            CHECK(snap->index->size() == 300);
+            selected.push_back(snap->index);
+        }
+        // One index for all eight sessions (the old design built a copy per SELECT).
+        for (const auto& idx : selected)
+            CHECK(idx.get() == selected[0].get());
+        CHECK(proxy::shared_folder_count() == 1);
+
+        // A flag change makes one new version for everyone, sharing the untouched chunk.
+        auto view = st.view("cachetest", store::kInbox);
+        REQUIRE(view);
+        std::vector<store::Uid> uid{view->messages[5].uid};
+        commit(st.set_flags("cachetest", store::kInbox, uid, store::FlagOp::Add,
+                            store::Flags{std::uint8_t(imap::kFlagSeen)}, {}, std::nullopt));
+        auto now = backends[0]->current_index();
+        REQUIRE(now);
+        CHECK(now != selected[0]);
+        CHECK(((*now)[5].flags & imap::kFlagSeen) != 0);
+        CHECK(((*selected[0])[5].flags & imap::kFlagSeen) == 0);
+        CHECK(now->shared_chunks(*selected[0]) == 1);
+        for (auto& b : backends)
+            CHECK(b->current_index() == now);
+
+        // A session selecting now gets the current version; closing them all frees it.
+        backends.push_back(std::make_unique<proxy::StoreBackend>(svc, "127.0.0.1:4"));
+        int result = -1;
+        backends.back()->login("cachetest", "pw", [&](bool ok) { result = ok ? 1 : 0; });
+        run_until(&loop, [&] { return result >= 0; });
+        auto snap = backends.back()->select("INBOX", true);
+        REQUIRE(snap);
+        CHECK(snap->index == now);
+        std::weak_ptr<const imap::MessageIndex> weak = now;
+        now.reset();
+        snap->index.reset();
+        selected.clear();
+        backends.clear();
+        CHECK(proxy::shared_folder_count() == 0);
+        CHECK(weak.expired());
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0);
