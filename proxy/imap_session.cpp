@@ -82,8 +82,7 @@ void ImapSession::arm_tls_deadline() {
 }
 
 void ImapSession::on_tls_ready(Connection&) {
-    if (tls_deadline_)
-        tls_deadline_->stop();
+    tls_deadline_.reset(); // stops it; no timer handle kept for the session's lifetime
 }
 
 void ImapSession::on_data(Connection&, std::string_view data) {
