@@ -192,7 +192,7 @@ void Daemon::refuse_connection(Connection* c, bool implicit_tls) {
         c->close("too many connections");
         return;
     }
-    c->write("* BYE [UNAVAILABLE] Too many connections, try again later\r\n");
+    c->write(std::string_view("* BYE [UNAVAILABLE] Too many connections, try again later\r\n"));
     c->close_after_flush("too many connections");
 }
 
