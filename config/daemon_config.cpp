@@ -43,6 +43,29 @@ void check_readable(const std::filesystem::path& path, const std::string& field,
     }
 }
 
+void check_duration(std::chrono::seconds value, std::chrono::seconds min, std::chrono::seconds max,
+                    const std::string& field, const SourceMap& where, std::vector<Diagnostic>& out,
+                    std::string_view why = {}) {
+    if (value < min || value > max) {
+        std::string msg = "expected a duration between " + format_duration(min) + " and " +
+                          format_duration(max) + ", got " + format_duration(value);
+        if (!why.empty())
+            msg += " (" + std::string(why) + ")";
+        out.push_back(where.at(field, msg));
+    }
+}
+
+void check_range(std::uint64_t value, std::uint64_t min, std::uint64_t max,
+                 const std::string& field, const SourceMap& where, std::vector<Diagnostic>& out,
+                 bool size) {
+    if (value < min || value > max) {
+        auto text = [&](std::uint64_t v) { return size ? format_size(v) : std::to_string(v); };
+        std::string what = size ? "expected a size" : "expected an integer";
+        out.push_back(where.at(field, what + " between " + text(min) + " and " + text(max) +
+                                          ", got " + text(value)));
+    }
+}
+
 } // namespace
 
 std::vector<Diagnostic> validate(const DaemonConfig& config, const SourceMap& where) {
@@ -115,6 +138,32 @@ std::vector<Diagnostic> validate(const DaemonConfig& config, const SourceMap& wh
                                                  std::to_string(kMaxMaxConnections) + ", got " +
                                                  std::to_string(config.poll.max_connections)));
     }
+    using std::chrono::hours;
+    using std::chrono::minutes;
+    using std::chrono::seconds;
+    const ImapTimeouts& t = imap.timeouts;
+    check_duration(t.tls_handshake, seconds(1), hours(1), "imap.timeouts.tls_handshake", where,
+                   out);
+    check_duration(t.login, seconds(1), hours(1), "imap.timeouts.login", where, out);
+    check_duration(t.autologout, minutes(30), hours(24), "imap.timeouts.autologout", where, out,
+                   "RFC 3501 section 5.4 requires at least 30 minutes");
+    const ImapLimits& l = imap.limits;
+    check_range(l.max_line_pre_auth, kMinImapLine, kMaxImapLine, "imap.limits.max_line_pre_auth",
+                where, out, true);
+    check_range(l.max_line, kMinImapLine, kMaxImapLine, "imap.limits.max_line", where, out, true);
+    check_range(l.max_bad_commands_pre_auth, 1, kMaxBadCommands,
+                "imap.limits.max_bad_commands_pre_auth", where, out, false);
+    check_range(l.max_bad_commands, 1, kMaxBadCommands, "imap.limits.max_bad_commands", where, out,
+                false);
+    check_range(l.max_connections, 1, kMaxMaxImapConnections, "imap.limits.max_connections", where,
+                out, false);
+    check_range(imap.structure_cache, 0, kMaxStructureCache, "imap.structure_cache", where, out,
+                true);
+    const PollConfig& p = config.poll;
+    check_duration(p.connect_timeout, seconds(1), minutes(10), "poll.connect_timeout", where, out);
+    check_duration(p.read_timeout, seconds(1), hours(1), "poll.read_timeout", where, out);
+    check_duration(p.token_command_timeout, seconds(1), hours(1), "poll.token_command_timeout",
+                   where, out);
     return out;
 }
 

@@ -504,9 +504,10 @@ void decode_daemon(Decoder& dec, const YAML::Node& root, DaemonConfig& cfg) {
         return dec.parsed<Endpoint>(&e, "an address host:port", parse_endpoint);
     };
     if (const Entry* e = dec.required(top, "imap")) {
-        Fields imap = dec.fields(e->value, "imap", e->value_pos,
-                                 {"listen", "listen_tls", "tls", "allow_plaintext_auth",
-                                  "login_delay", "login_delay_max"});
+        Fields imap =
+            dec.fields(e->value, "imap", e->value_pos,
+                       {"listen", "listen_tls", "tls", "allow_plaintext_auth", "login_delay",
+                        "login_delay_max", "timeouts", "limits", "structure_cache"});
         if (auto v = dec.list<Endpoint>(imap.get("listen"), "addresses", endpoint)) {
             cfg.imap.listen = std::move(*v);
         }
@@ -531,6 +532,44 @@ void decode_daemon(Decoder& dec, const YAML::Node& root, DaemonConfig& cfg) {
                                                            "a duration", parse_duration_ms)) {
             cfg.imap.login_delay_max = *d;
         }
+        if (const Entry* t = imap.get("timeouts")) {
+            Fields f = dec.fields(t->value, "imap.timeouts", t->value_pos,
+                                  {"tls_handshake", "login", "autologout"});
+            ImapTimeouts& out = cfg.imap.timeouts;
+            for (auto [key, dst] : {std::pair{"tls_handshake", &out.tls_handshake},
+                                    {"login", &out.login},
+                                    {"autologout", &out.autologout}}) {
+                if (auto v = dec.parsed<std::chrono::seconds>(f.get(key), "a duration",
+                                                              parse_duration)) {
+                    *dst = *v;
+                }
+            }
+        }
+        if (const Entry* t = imap.get("limits")) {
+            Fields f = dec.fields(t->value, "imap.limits", t->value_pos,
+                                  {"max_line_pre_auth", "max_line", "max_bad_commands_pre_auth",
+                                   "max_bad_commands", "max_connections"});
+            ImapLimits& out = cfg.imap.limits;
+            for (auto [key, dst] : {std::pair{"max_line_pre_auth", &out.max_line_pre_auth},
+                                    {"max_line", &out.max_line}}) {
+                if (auto v = dec.parsed<std::uint64_t>(f.get(key), "a size", parse_size)) {
+                    *dst = *v;
+                }
+            }
+            for (auto [key, dst] :
+                 {std::pair{"max_bad_commands_pre_auth", &out.max_bad_commands_pre_auth},
+                  {"max_bad_commands", &out.max_bad_commands}}) {
+                if (auto v = dec.integer(f.get(key), 1, kMaxBadCommands)) {
+                    *dst = static_cast<unsigned>(*v);
+                }
+            }
+            if (auto v = dec.integer(f.get("max_connections"), 1, kMaxMaxImapConnections)) {
+                out.max_connections = static_cast<unsigned>(*v);
+            }
+        }
+        if (auto v = dec.parsed<std::uint64_t>(imap.get("structure_cache"), "a size", parse_size)) {
+            cfg.imap.structure_cache = *v;
+        }
     }
     if (const Entry* e = top.get("admin")) {
         Fields admin = dec.fields(e->value, "admin", e->value_pos, {"listen"});
@@ -552,9 +591,19 @@ void decode_daemon(Decoder& dec, const YAML::Node& root, DaemonConfig& cfg) {
         }
     }
     if (const Entry* e = top.get("poll")) {
-        Fields poll = dec.fields(e->value, "poll", e->value_pos, {"max_connections"});
+        Fields poll = dec.fields(
+            e->value, "poll", e->value_pos,
+            {"max_connections", "connect_timeout", "read_timeout", "token_command_timeout"});
         if (auto v = dec.integer(poll.get("max_connections"), 1, kMaxMaxConnections)) {
             cfg.poll.max_connections = static_cast<unsigned>(*v);
+        }
+        for (auto [key, dst] : {std::pair{"connect_timeout", &cfg.poll.connect_timeout},
+                                {"read_timeout", &cfg.poll.read_timeout},
+                                {"token_command_timeout", &cfg.poll.token_command_timeout}}) {
+            if (auto v =
+                    dec.parsed<std::chrono::seconds>(poll.get(key), "a duration", parse_duration)) {
+                *dst = *v;
+            }
         }
     }
 }

@@ -4,8 +4,11 @@
 #include <malloc.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 #include <new>
+
+#include <spdlog/spdlog.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -73,12 +76,14 @@ Connection::~Connection() {
 }
 
 Connection* Connection::connect(uv_loop_t* loop, const std::string& host, uint16_t port,
-                                ConnectionHandler* handler) {
+                                ConnectionHandler* handler,
+                                std::chrono::milliseconds connect_timeout) {
     auto* c = new Connection(loop);
     c->handler_ = handler;
     c->connect_host_ = host;
     c->connect_port_ = port;
     c->remote_ = host + ":" + std::to_string(port);
+    c->start_connect_timer(connect_timeout);
     auto* req = new uv_getaddrinfo_t{};
     req->data = c;
     addrinfo hints{};
@@ -93,6 +98,20 @@ Connection* Connection::connect(uv_loop_t* loop, const std::string& host, uint16
         --c->open_handles_;
         c->close(std::string("cannot resolve ") + host + ": " + uv_strerror(rc));
     }
+    return c;
+}
+
+Connection* Connection::connect_addresses(uv_loop_t* loop, const std::string& host, uint16_t port,
+                                          std::vector<sockaddr_storage> addresses,
+                                          ConnectionHandler* handler,
+                                          std::chrono::milliseconds connect_timeout) {
+    auto* c = new Connection(loop);
+    c->handler_ = handler;
+    c->connect_host_ = host;
+    c->connect_port_ = port;
+    c->remote_ = host + ":" + std::to_string(port);
+    c->start_connect_timer(connect_timeout);
+    c->begin_attempts(std::move(addresses));
     return c;
 }
 
@@ -123,33 +142,151 @@ void Connection::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) n
         c->close("cannot resolve " + c->connect_host_ + ": " + uv_strerror(status));
         return;
     }
-    // Prefer IPv4 when both exist: test upstreams and most POP3 servers listen there.
-    addrinfo* pick = res;
+    // Alternate the families, starting with the resolver's first choice (RFC 8305 4): a
+    // broken IPv6 (or IPv4) path then costs one attempt, not one per address.
+    std::vector<sockaddr_storage> first, second;
+    int first_family = res->ai_family;
     for (addrinfo* a = res; a; a = a->ai_next) {
-        if (a->ai_family == AF_INET) {
-            pick = a;
-            break;
-        }
+        if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
+            a->ai_addrlen > sizeof(sockaddr_storage))
+            continue;
+        sockaddr_storage ss{};
+        std::memcpy(&ss, a->ai_addr, a->ai_addrlen);
+        (a->ai_family == first_family ? first : second).push_back(ss);
     }
-    auto* creq = new uv_connect_t{};
-    creq->data = c;
-    int rc = uv_tcp_connect(creq, &c->tcp_, pick->ai_addr, &Connection::on_connect);
     uv_freeaddrinfo(res);
+    std::vector<sockaddr_storage> ordered;
+    for (size_t i = 0; i < std::max(first.size(), second.size()); ++i) {
+        if (i < first.size())
+            ordered.push_back(first[i]);
+        if (i < second.size())
+            ordered.push_back(second[i]);
+    }
+    c->begin_attempts(std::move(ordered));
+}
+
+void Connection::start_connect_timer(std::chrono::milliseconds timeout) {
+    connect_timeout_ = timeout.count() > 0 ? timeout : kDefaultConnectTimeout;
+    connect_deadline_ = uv_now(loop_) + uint64_t(connect_timeout_.count());
+    uv_timer_init(loop_, &connect_timer_);
+    connect_timer_.data = this;
+    connect_timer_open_ = true;
+    ++open_handles_;
+    uv_timer_start(&connect_timer_, &Connection::on_connect_timer,
+                   uint64_t(connect_timeout_.count()), 0);
+}
+
+void Connection::stop_connect_timer() {
+    if (!connect_timer_open_)
+        return;
+    connect_timer_open_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&connect_timer_), &Connection::on_handle_closed);
+}
+
+void Connection::begin_attempts(std::vector<sockaddr_storage> addresses) {
+    if (closing_)
+        return;
+    addrs_ = std::move(addresses);
+    next_addr_ = 0;
+    if (addrs_.empty()) {
+        close("cannot connect to " + remote_ + ": no IPv4 or IPv6 address");
+        return;
+    }
+    try_next_address();
+}
+
+void Connection::try_next_address() {
+    if (closing_)
+        return;
+    uint64_t now = uv_now(loop_);
+    if (next_addr_ >= addrs_.size() || now >= connect_deadline_) {
+        if (next_addr_ < addrs_.size())
+            attempt_errors_ += (attempt_errors_.empty() ? "" : "; ") +
+                               std::string("no time left for the other addresses");
+        close("cannot connect to " + remote_ + ": " + attempt_errors_);
+        return;
+    }
+    const sockaddr_storage& ss = addrs_[next_addr_++];
+    char ip[INET6_ADDRSTRLEN] = {0};
+    if (ss.ss_family == AF_INET6) {
+        uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(&ss), ip, sizeof ip);
+        attempt_addr_ = "[" + std::string(ip) + "]";
+    } else {
+        uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&ss), ip, sizeof ip);
+        attempt_addr_ = ip;
+    }
+    attempt_addr_ += ":" + std::to_string(connect_port_);
+    // While other addresses remain, one that does not answer gets a short time only.
+    uint64_t left = connect_deadline_ - now;
+    uint64_t budget = left;
+    if (next_addr_ < addrs_.size()) {
+        uint64_t share = std::clamp<uint64_t>(uint64_t(connect_timeout_.count()) / 10, 1000, 5000);
+        budget = std::min(left, share);
+    }
+    uv_timer_start(&connect_timer_, &Connection::on_connect_timer, budget, 0);
+    auto* creq = new uv_connect_t{};
+    creq->data = this;
+    int rc = uv_tcp_connect(creq, &tcp_, reinterpret_cast<const sockaddr*>(&ss),
+                            &Connection::on_connect);
     if (rc < 0) {
         delete creq;
-        c->close(std::string("cannot connect: ") + uv_strerror(rc));
+        attempt_failed(uv_strerror(rc));
     }
+}
+
+void Connection::attempt_failed(std::string why) {
+    if (closing_ || attempt_closing_)
+        return;
+    spdlog::info("connect {}: address {} failed: {}", remote_, attempt_addr_, why);
+    attempt_errors_ += (attempt_errors_.empty() ? "" : "; ") + attempt_addr_ + " " + why;
+    if (next_addr_ >= addrs_.size()) {
+        close("cannot connect to " + remote_ + ": " + (addrs_.size() == 1 ? why : attempt_errors_));
+        return;
+    }
+    // A socket whose connect failed cannot be reused (and the next address may be of the
+    // other family): close it and start the next attempt on a fresh one.
+    uv_timer_stop(&connect_timer_);
+    attempt_closing_ = true;
+    tcp_open_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &Connection::on_attempt_closed);
+}
+
+void Connection::on_attempt_closed(uv_handle_t* handle) noexcept {
+    auto* c = static_cast<Connection*>(handle->data);
+    c->attempt_closing_ = false;
+    if (c->closing_) {
+        on_handle_closed(handle);
+        return;
+    }
+    uv_tcp_init(c->loop_, &c->tcp_);
+    c->tcp_.data = c;
+    c->tcp_open_ = true;
+    c->try_next_address();
+}
+
+void Connection::on_connect_timer(uv_timer_t* timer) noexcept {
+    auto* c = static_cast<Connection*>(timer->data);
+    if (c->addrs_.empty()) {
+        c->close("cannot connect to " + c->remote_ + ": resolving " + c->connect_host_ +
+                 " timed out");
+        return;
+    }
+    c->attempt_failed("timed out");
 }
 
 void Connection::on_connect(uv_connect_t* req, int status) noexcept {
     auto* c = static_cast<Connection*>(req->data);
     delete req;
-    if (status == UV_ECANCELED || c->closing_)
+    if (status == UV_ECANCELED || c->closing_ || c->attempt_closing_)
         return;
     if (status < 0) {
-        c->close("cannot connect to " + c->remote_ + ": " + uv_strerror(status));
+        c->attempt_failed(uv_strerror(status));
         return;
     }
+    c->stop_connect_timer();
+    if (!c->attempt_errors_.empty())
+        spdlog::info("connect {}: connected to {} after failed addresses", c->remote_,
+                     c->attempt_addr_);
     uv_tcp_nodelay(&c->tcp_, 1);
     c->note_peer_address();
     c->start_reading();
@@ -477,6 +614,7 @@ void Connection::close(std::string_view reason) {
         timer_open_ = false;
         uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &Connection::on_handle_closed);
     }
+    stop_connect_timer();
 }
 
 void Connection::on_handle_closed(uv_handle_t* handle) noexcept {

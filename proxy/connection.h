@@ -13,6 +13,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include <sys/socket.h>
 
 #include <openssl/ssl.h>
 #include <uv.h>
@@ -40,8 +43,21 @@ class Connection {
 public:
     // Starts resolving host and connecting. Returns the connection (already owned by the
     // loop); failures are reported through on_closed() later, never synchronously.
+    // Every resolved address is tried in turn, IPv6 and IPv4 alternating (starting with the
+    // resolver's first family): the next one on failure, or after a per-address timeout
+    // (connect_timeout / 10, within 1..5 s) while more addresses remain; the last address
+    // gets what is left of connect_timeout, which also bounds the resolution. Each failed
+    // address is logged (info) and named in the close reason when all fail.
     static Connection* connect(uv_loop_t* loop, const std::string& host, uint16_t port,
-                               ConnectionHandler* handler);
+                               ConnectionHandler* handler,
+                               std::chrono::milliseconds connect_timeout = kDefaultConnectTimeout);
+    // The same without resolution: tries `addresses` in the given order (tests; `host` only
+    // labels logs, TLS uses what start_tls_client() is given).
+    static Connection* connect_addresses(uv_loop_t* loop, const std::string& host, uint16_t port,
+                                         std::vector<sockaddr_storage> addresses,
+                                         ConnectionHandler* handler,
+                                         std::chrono::milliseconds connect_timeout);
+    static constexpr std::chrono::milliseconds kDefaultConnectTimeout{30'000};
     // Accepts one pending connection of a listening stream; nullptr if accept failed.
     // The handler is set afterwards with set_handler() (before returning to the loop).
     static Connection* accept(uv_stream_t* server);
@@ -84,6 +100,7 @@ public:
     void set_idle_timeout(std::chrono::milliseconds timeout);
 
     const std::string& remote_address() const { return remote_; }
+    uv_loop_t* loop() const { return loop_; }
     bool remote_is_loopback() const { return loopback_; }
 
     // High and low water marks of the write queue for backpressure (bytes).
@@ -95,6 +112,8 @@ private:
     ~Connection();
 
     static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) noexcept;
+    static void on_connect_timer(uv_timer_t* timer) noexcept;
+    static void on_attempt_closed(uv_handle_t* handle) noexcept;
     static void on_connect(uv_connect_t* req, int status) noexcept;
     static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
     static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
@@ -103,6 +122,13 @@ private:
     static void on_handle_closed(uv_handle_t* handle) noexcept;
     static void on_idle_timer(uv_timer_t* timer) noexcept;
 
+    // Connect phase: a timer bounding resolution and each attempt, then one attempt per
+    // address in addrs_ (a failed attempt closes tcp_ and re-creates it for the next).
+    void start_connect_timer(std::chrono::milliseconds timeout);
+    void begin_attempts(std::vector<sockaddr_storage> addresses);
+    void try_next_address();
+    void attempt_failed(std::string why);
+    void stop_connect_timer();
     // SSL object and memory BIOs for either role; false (and closing) on failure.
     bool create_tls_session(SSL_CTX* ctx);
     void start_reading();
@@ -135,6 +161,15 @@ private:
     bool loopback_ = false;
     std::string connect_host_;
     uint16_t connect_port_ = 0;
+    uv_timer_t connect_timer_{};
+    bool connect_timer_open_ = false;
+    std::chrono::milliseconds connect_timeout_{0};
+    uint64_t connect_deadline_ = 0; // uv_now() by which the connection must be established
+    std::vector<sockaddr_storage> addrs_;
+    size_t next_addr_ = 0;     // index of the address tried next
+    std::string attempt_addr_; // the address being tried, for messages
+    std::string attempt_errors_;
+    bool attempt_closing_ = false; // tcp_ is closing after a failed attempt
 
     SSL* ssl_ = nullptr;
     BIO* rbio_ = nullptr; // network -> SSL

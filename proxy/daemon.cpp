@@ -67,6 +67,7 @@ int Daemon::run() {
     store_ = std::move(*store);
     sync_ = std::make_unique<StoreSync>(&loop_, *store_);
     gate_ = std::make_unique<ConnectionGate>(config_.poll.max_connections);
+    shared_structure_cache().set_max_bytes(std::size_t(config_.imap.structure_cache));
 
     if (config_.imap.tls) {
         auto ctx = make_server_tls_context(config_.imap.tls->cert.string(),
@@ -129,19 +130,31 @@ bool Daemon::start_listeners() {
         opts.implicit_tls = tls;
         opts.tls = server_tls_.get();
         opts.allow_plaintext_auth = config_.imap.allow_plaintext_auth;
+        const config::ImapTimeouts& t = config_.imap.timeouts;
+        opts.tls_handshake_timeout = t.tls_handshake;
+        opts.login_timeout = t.login;
+        opts.autologout = t.autologout;
+        const config::ImapLimits& lim = config_.imap.limits;
+        opts.max_line_pre_auth = std::size_t(lim.max_line_pre_auth);
+        opts.max_line = std::size_t(lim.max_line);
+        opts.max_bad_commands_pre_auth = lim.max_bad_commands_pre_auth;
+        opts.max_bad_commands = lim.max_bad_commands;
         BackendServices services{&loop_, store_.get(), sync_.get(), this};
         auto l = Listener::open(&loop_, ep.host, ep.port, [this, opts, services](Connection* c) {
             if (shutting_down_) {
                 c->close("shutting down");
                 return;
             }
+            if (sessions_.size() >= config_.imap.limits.max_connections) {
+                refuse_connection(c, opts.implicit_tls);
+                return;
+            }
+            // The session counts itself in metrics(); the registry only tracks it.
             ImapSession::start(c, services, opts, [this](ImapSession* s, bool added) {
-                if (added) {
+                if (added)
                     sessions_.insert(s);
-                    metrics().imap.connection_opened();
-                } else if (sessions_.erase(s)) {
-                    metrics().imap.connection_closed();
-                }
+                else
+                    sessions_.erase(s);
             });
         });
         if (!l) {
@@ -159,6 +172,28 @@ bool Daemon::start_listeners() {
         if (!open(ep, true))
             return false;
     return true;
+}
+
+void Daemon::refuse_connection(Connection* c, bool implicit_tls) {
+    ++refused_.total;
+    ++refused_.since_log;
+    // One line per burst, not one per connection: a flood must not flood the log too.
+    uint64_t now = uv_now(&loop_);
+    if (refused_.last_log == 0 || now - refused_.last_log >= 10'000) {
+        spdlog::warn("imap connection from {} refused: {} connections open, "
+                     "imap.limits.max_connections is {} ({} refused since the last report)",
+                     c->remote_address(), sessions_.size(), config_.imap.limits.max_connections,
+                     refused_.since_log);
+        refused_.last_log = now;
+        refused_.since_log = 0;
+    }
+    if (implicit_tls) {
+        // A BYE would cost a full TLS handshake; the log line says why.
+        c->close("too many connections");
+        return;
+    }
+    c->write(std::string_view("* BYE [UNAVAILABLE] Too many connections, try again later\r\n"));
+    c->close_after_flush("too many connections");
 }
 
 void Daemon::load_accounts(bool initial) {
@@ -201,7 +236,13 @@ void Daemon::load_accounts(bool initial) {
             ++it;
         }
     }
-    PollerServices ps{&loop_, store_.get(), sync_.get(), gate_.get()};
+    PollerServices ps{&loop_,
+                      store_.get(),
+                      sync_.get(),
+                      gate_.get(),
+                      config_.poll.connect_timeout,
+                      config_.poll.read_timeout,
+                      config_.poll.token_command_timeout};
     for (auto& [user, account] : next) {
         auto it = accounts_.find(user);
         if (it != accounts_.end() && it->second.account == account) {

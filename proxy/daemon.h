@@ -72,6 +72,8 @@ private:
     };
 
     bool start_listeners();
+    // Over imap.limits.max_connections: "* BYE [UNAVAILABLE]" (plain listeners) and close.
+    void refuse_connection(Connection* c, bool implicit_tls);
     bool start_admin();
     void load_accounts(bool initial);
     void watch_accounts_dir();
@@ -99,6 +101,11 @@ private:
     AdminServer* admin_ = nullptr;
     std::filesystem::path admin_address_file_;
     ReloadState reload_;
+    struct {
+        uint64_t total = 0;     // connections refused over max_connections
+        uint64_t since_log = 0; // ... since the last log line
+        uint64_t last_log = 0;  // uv_now() of that line, 0 before the first
+    } refused_;
     StoreProbe probe_;
     std::unique_ptr<uv::Timer> probe_timer_;
     uv_fs_event_t accounts_watch_{};

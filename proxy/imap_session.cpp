@@ -21,6 +21,10 @@ imap::SessionConfig session_config(const Connection& conn, const ImapSessionOpti
     bool loopback_ok = conn.remote_is_loopback() && !(strict && std::string_view(strict) == "1");
     c.allow_plaintext_login = o.allow_plaintext_auth || loopback_ok;
     c.starttls_available = !o.implicit_tls && o.tls != nullptr;
+    c.pre_auth.max_line = o.max_line_pre_auth;
+    c.pre_auth.max_bad_commands = o.max_bad_commands_pre_auth;
+    c.post_auth.max_line = o.max_line;
+    c.post_auth.max_bad_commands = o.max_bad_commands;
     return c;
 }
 
@@ -30,8 +34,10 @@ ImapSession* ImapSession::start(Connection* conn, BackendServices services,
                                 const ImapSessionOptions& options, Registry registry) {
     auto* s = new ImapSession(conn, services, options, std::move(registry));
     conn->set_handler(s);
-    if (options.implicit_tls)
+    if (options.implicit_tls) {
         conn->start_tls_server(options.tls);
+        s->arm_tls_deadline();
+    }
     conn->set_idle_timeout(options.login_timeout);
     s->flush(); // the greeting
     return s;
@@ -58,6 +64,25 @@ ImapSession::~ImapSession() {
     metrics().imap.connection_closed();
     if (registry_)
         registry_(this, false);
+}
+
+void ImapSession::arm_tls_deadline() {
+    // A deadline, not the idle timer: a client trickling handshake bytes must not hold a
+    // connection (and its TLS state) for long.
+    if (!tls_deadline_)
+        tls_deadline_ = std::make_unique<uv::Timer>(conn_->loop());
+    auto ms = uint64_t(std::chrono::milliseconds(options_.tls_handshake_timeout).count());
+    tls_deadline_->start(ms, 0, [this] {
+        if (!conn_ || conn_->closing())
+            return;
+        spdlog::info("imap TLS handshake timeout remote={} after {}s", conn_->remote_address(),
+                     options_.tls_handshake_timeout.count());
+        conn_->close("TLS handshake timeout");
+    });
+}
+
+void ImapSession::on_tls_ready(Connection&) {
+    tls_deadline_.reset(); // stops it; no timer handle kept for the session's lifetime
 }
 
 void ImapSession::on_data(Connection&, std::string_view data) {
@@ -90,6 +115,7 @@ void ImapSession::flush() {
             // The OK went out in the clear; everything after it is TLS. The session has
             // already dropped whatever the client pipelined after STARTTLS.
             conn_->start_tls_server(options_.tls);
+            arm_tls_deadline();
             session_.set_tls_active(true);
             spdlog::debug("imap starttls remote={}", conn_->remote_address());
         }

@@ -15,15 +15,21 @@
 #include "protocol/imap/server.h"
 #include "proxy/connection.h"
 #include "proxy/store_backend.h"
+#include "proxy/uv/work.h"
 
 namespace popbridge::proxy {
 
 struct ImapSessionOptions {
-    bool implicit_tls = false;         // the listener is an implicit-TLS (993) one
-    SSL_CTX* tls = nullptr;            // server context for implicit TLS
-    bool allow_plaintext_auth = false; // from the daemon config
-    std::chrono::seconds login_timeout{60};
-    std::chrono::seconds autologout{31 * 60};
+    bool implicit_tls = false;                      // the listener is an implicit-TLS (993) one
+    SSL_CTX* tls = nullptr;                         // server context for implicit TLS
+    bool allow_plaintext_auth = false;              // from the daemon config
+    std::chrono::seconds tls_handshake_timeout{10}; // deadline for the TLS handshake
+    std::chrono::seconds login_timeout{60};         // idle time allowed before login
+    std::chrono::seconds autologout{31 * 60};       // idle time allowed after login
+    std::size_t max_line_pre_auth = protocol::imap::kPreAuthLimits.max_line;
+    std::size_t max_line = protocol::imap::post_auth_limits().max_line;
+    unsigned max_bad_commands_pre_auth = protocol::imap::kPreAuthLimits.max_bad_commands;
+    unsigned max_bad_commands = protocol::imap::post_auth_limits().max_bad_commands;
 };
 
 class ImapSession final : public ConnectionHandler {
@@ -39,6 +45,7 @@ public:
     // Closes at once, dropping unsent output.
     void abort();
 
+    void on_tls_ready(Connection&) override;
     void on_data(Connection&, std::string_view data) override;
     void on_drain(Connection&) override;
     void on_closed(Connection&, std::string_view reason) override;
@@ -48,6 +55,8 @@ private:
                 Registry registry);
     ~ImapSession() override;
     void flush();
+    // Closes the connection unless the TLS handshake finishes within tls_handshake_timeout.
+    void arm_tls_deadline();
 
     Connection* conn_;
     ImapSessionOptions options_;
@@ -56,6 +65,7 @@ private:
     protocol::imap::Session session_;
     bool authenticated_ = false;
     bool idling_ = false;
+    std::unique_ptr<uv::Timer> tls_deadline_;
 };
 
 } // namespace popbridge::proxy

@@ -29,7 +29,6 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr auto kBackoffCap = 1h;
-constexpr auto kTokenCommandTimeout = 30s;
 constexpr unsigned kAuthFailuresBeforeStop = 3;
 constexpr size_t kMaxUidl = 70;                // RFC 1939 section 7
 constexpr size_t kMaxHeaderBytes = 256 * 1024; // header section read for matching
@@ -39,8 +38,8 @@ constexpr size_t kMaxStderrBytes = 4096;
 // server (it resumes at half): bounds how far downloads run ahead of durability.
 constexpr size_t kMaxPendingCommits = 256;
 
-// Tests and operators may shorten the network timeout and the backoff base
-// (milliseconds). Defaults: 60 s and 30 s.
+// Tests may shorten the network timeout and the backoff base (milliseconds). Defaults: the
+// configured poll.read_timeout, and 30 s.
 std::chrono::milliseconds env_ms(const char* name, std::chrono::milliseconds fallback) {
     const char* v = std::getenv(name);
     if (!v || !*v)
@@ -51,8 +50,11 @@ std::chrono::milliseconds env_ms(const char* name, std::chrono::milliseconds fal
         return fallback;
     return std::chrono::milliseconds(n);
 }
-std::chrono::milliseconds read_timeout() {
-    return env_ms("POPBRIDGE_POP3_TIMEOUT_MS", 60s);
+std::chrono::milliseconds read_timeout(const PollerServices& svc) {
+    return env_ms("POPBRIDGE_POP3_TIMEOUT_MS", svc.read_timeout);
+}
+std::chrono::milliseconds connect_timeout(const PollerServices& svc) {
+    return std::min(svc.connect_timeout, env_ms("POPBRIDGE_POP3_TIMEOUT_MS", svc.connect_timeout));
 }
 std::chrono::milliseconds backoff_base() {
     return env_ms("POPBRIDGE_POP3_BACKOFF_MS", 30s);
@@ -290,8 +292,8 @@ public:
     using Done = std::function<void(bool ok, std::string token_or_error)>;
 
     static TokenCommand* run(uv_loop_t* loop, const std::vector<std::string>& argv,
-                             std::string label, Done done) {
-        auto* t = new TokenCommand(loop, std::move(label), std::move(done));
+                             std::string label, std::chrono::milliseconds timeout, Done done) {
+        auto* t = new TokenCommand(loop, std::move(label), timeout, std::move(done));
         t->spawn(argv);
         return t;
     }
@@ -302,8 +304,8 @@ public:
     }
 
 private:
-    TokenCommand(uv_loop_t* loop, std::string label, Done done)
-        : loop_(loop), label_(std::move(label)), done_(std::move(done)) {}
+    TokenCommand(uv_loop_t* loop, std::string label, std::chrono::milliseconds timeout, Done done)
+        : loop_(loop), label_(std::move(label)), timeout_(timeout), done_(std::move(done)) {}
 
     void spawn(const std::vector<std::string>& argv) {
         uv_pipe_init(loop_, &out_, 0);
@@ -327,6 +329,9 @@ private:
         opts.stdio = stdio;
         opts.stdio_count = 3;
         opts.exit_cb = &TokenCommand::on_exit;
+        // setsid(): the command and anything it starts form their own process group, so a
+        // timeout kills them all (a shell script's children too), not only the first pid.
+        opts.flags = UV_PROCESS_DETACHED;
         int rc = uv_spawn(loop_, &proc_, &opts);
         ++open_; // the process handle is initialised even when spawning fails
         if (rc != 0) {
@@ -339,8 +344,7 @@ private:
                       &TokenCommand::on_read);
         uv_read_start(reinterpret_cast<uv_stream_t*>(&err_), &TokenCommand::on_alloc,
                       &TokenCommand::on_read);
-        uv_timer_start(&timer_, &TokenCommand::on_timeout,
-                       uint64_t(std::chrono::milliseconds(kTokenCommandTimeout).count()), 0);
+        uv_timer_start(&timer_, &TokenCommand::on_timeout, uint64_t(timeout_.count()), 0);
     }
 
     static void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) noexcept {
@@ -369,6 +373,11 @@ private:
     static void on_exit(uv_process_t* p, int64_t status, int signal) noexcept {
         auto* t = static_cast<TokenCommand*>(p->data);
         t->running_ = false;
+        if (t->closing_) {
+            // Killed by kill_and_close(): reaped now, so the handle may go.
+            uv_close(reinterpret_cast<uv_handle_t*>(&t->proc_), &TokenCommand::on_closed);
+            return;
+        }
         t->exited_ = true;
         t->exit_status_ = status;
         t->term_signal_ = signal;
@@ -378,7 +387,9 @@ private:
     static void on_timeout(uv_timer_t* h) noexcept {
         auto* t = static_cast<TokenCommand*>(h->data);
         t->finish(false, "token_command timed out after " +
-                             std::to_string(kTokenCommandTimeout.count()) + "s; killed");
+                             config::format_duration(
+                                 std::chrono::duration_cast<std::chrono::seconds>(t->timeout_)) +
+                             "; killed");
     }
 
     void maybe_done() {
@@ -432,13 +443,19 @@ private:
         if (closing_)
             return;
         closing_ = true;
-        if (running_)
-            uv_process_kill(&proc_, SIGKILL);
+        bool wait_for_exit = false;
+        if (running_) {
+            // The whole group (see spawn), then keep the process handle open until libuv has
+            // reaped the child in on_exit: closing it first would leave a zombie behind.
+            if (::kill(-proc_.pid, SIGKILL) != 0)
+                uv_process_kill(&proc_, SIGKILL);
+            wait_for_exit = true;
+        }
         for (uv_handle_t* h :
              {reinterpret_cast<uv_handle_t*>(&out_), reinterpret_cast<uv_handle_t*>(&err_),
               reinterpret_cast<uv_handle_t*>(&timer_), reinterpret_cast<uv_handle_t*>(&proc_)}) {
-            if (h == reinterpret_cast<uv_handle_t*>(&proc_) && open_ < 4)
-                continue; // never initialised
+            if (h == reinterpret_cast<uv_handle_t*>(&proc_) && (open_ < 4 || wait_for_exit))
+                continue; // never initialised, or closed by on_exit
             uv_close(h, &TokenCommand::on_closed);
         }
     }
@@ -451,6 +468,7 @@ private:
 
     uv_loop_t* loop_;
     std::string label_;
+    std::chrono::milliseconds timeout_;
     Done done_;
     uv_process_t proc_{};
     uv_pipe_t out_{}, err_{};
@@ -489,8 +507,8 @@ public:
         self_ = shared_from_this();
         spdlog::debug("poll account={} connecting to {}:{} tls={}", label_, upstream_.host,
                       upstream_.port, config::to_string(upstream_.tls));
-        conn_ = Connection::connect(svc_.loop, upstream_.host, upstream_.port, this);
-        conn_->set_idle_timeout(read_timeout());
+        conn_ = Connection::connect(svc_.loop, upstream_.host, upstream_.port, this,
+                                    connect_timeout(svc_));
     }
 
     // The poller is going away or stopping: close without QUIT, report nothing more.
@@ -501,6 +519,8 @@ public:
     }
 
     void on_connected(Connection& c) override {
+        // The connect phase has its own timeout (Connection::connect).
+        c.set_idle_timeout(read_timeout(svc_));
         if (upstream_.tls == config::TlsMode::Implicit)
             c.start_tls_client(tls_ctx_, upstream_.host, !upstream_.pin_sha256.has_value());
     }
@@ -1336,14 +1356,15 @@ void Pop3Poller::begin_poll() {
             fail_before_session("no token_command configured");
             return;
         }
-        token_cmd_ = TokenCommand::run(svc_.loop, upstream_.token_command, label_,
-                                       [this](bool ok, std::string result) {
-                                           token_cmd_ = nullptr;
-                                           if (ok)
-                                               start_session(std::move(result));
-                                           else
-                                               fail_before_session(result);
-                                       });
+        token_cmd_ =
+            TokenCommand::run(svc_.loop, upstream_.token_command, label_,
+                              svc_.token_command_timeout, [this](bool ok, std::string result) {
+                                  token_cmd_ = nullptr;
+                                  if (ok)
+                                      start_session(std::move(result));
+                                  else
+                                      fail_before_session(result);
+                              });
     });
 }
 

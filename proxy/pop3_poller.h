@@ -116,6 +116,12 @@ struct PollerServices {
     store::Store* store = nullptr;
     StoreSync* sync = nullptr;
     ConnectionGate* gate = nullptr;
+    // poll.connect_timeout, poll.read_timeout, poll.token_command_timeout (daemon file).
+    // POPBRIDGE_POP3_TIMEOUT_MS, when set, overrides read_timeout and caps connect_timeout
+    // (tests).
+    std::chrono::milliseconds connect_timeout{30'000};
+    std::chrono::milliseconds read_timeout{60'000};
+    std::chrono::milliseconds token_command_timeout{30'000};
 };
 
 class Pop3Poller {

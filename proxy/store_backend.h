@@ -147,7 +147,8 @@ std::size_t shared_folder_count();
 inline constexpr std::uint64_t kScanBatchBytes = 8 * 1024 * 1024;
 
 // ENVELOPE / BODYSTRUCTURE / BODY of every session of the process, bounded by bytes
-// (kStructureCacheBytes), keyed by user, folder id, UIDVALIDITY and UID. Loop thread only.
+// (kStructureCacheBytes until the daemon applies imap.structure_cache with set_max_bytes()),
+// keyed by user, folder id, UIDVALIDITY and UID. Loop thread only.
 inline constexpr std::size_t kStructureCacheBytes = 32 * 1024 * 1024;
 protocol::imap::StructureCache& shared_structure_cache();
 

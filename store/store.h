@@ -52,7 +52,9 @@
 // exist, and rename/delete leave them alone, RFC 3501 6.3.6).
 //
 // New users get INBOX, Sent, Drafts, Trash, Junk and Archive (with their RFC 6154
-// special-use roles), all subscribed.
+// special-use roles), all subscribed. Loading a user creates (and subscribes) any of the five
+// whose role no folder has, unless a folder without the role already has its name: users
+// made before a default existed get it, and so does a user who deleted one.
 //
 // Recovery of a damaged index (a bad record with good ones after it, not a torn tail):
 // the good records are replayed, messages whose file is gone are dropped, files of
@@ -446,6 +448,7 @@ private:
     // A Maildir base name (no ',' or ':') unique across processes and restarts.
     std::string unique_base_name();
     Result<UserState*> load_user(std::string_view user);
+    void add_missing_default_folders(UserState& user);
     Result<FolderState*> folder_state(std::string_view user, FolderId folder);
     Result<void> load_folder(UserState& user, FolderId id, std::string name,
                              std::uint32_t uid_validity, SpecialUse special_use);

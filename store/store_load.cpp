@@ -238,7 +238,38 @@ Result<Store::UserState*> Store::load_user(std::string_view name) {
             }
         }
     }
+    add_missing_default_folders(*u);
     return u;
+}
+
+// Users created before a default folder existed get it now. A folder that has the role
+// under another name (renamed) counts as present; a name taken by a folder without the
+// role is left alone (no second folder, no role change). Failures only warn: the user
+// still loads.
+void Store::add_missing_default_folders(UserState& user) {
+    for (const auto& d : kDefaultFolders) {
+        bool has_role = false;
+        bool name_taken = false;
+        for (const auto& [id, f] : user.folders) {
+            has_role = has_role || f->special_use == d.use;
+            name_taken = name_taken || f->name == d.name;
+        }
+        if (has_role || name_taken) {
+            continue;
+        }
+        std::string user_name = user.name;
+        if (auto r = create_folder(user_name, d.name, d.use); !r) {
+            warn("user " + user_name + ": cannot create missing default folder " +
+                 std::string(d.name) + ": " + r.error().message);
+            continue;
+        }
+        if (auto r = subscribe_name(user_name, d.name); !r) {
+            warn("user " + user_name + ": cannot subscribe to " + std::string(d.name) + ": " +
+                 r.error().message);
+        }
+        warn("user " + user_name + ": created missing default folder " + std::string(d.name) +
+             " (" + std::string(to_string(d.use)) + ")");
+    }
 }
 
 Result<void> Store::load_folder(UserState& user, FolderId id, std::string name,

@@ -57,6 +57,12 @@ public:
     void insert(const StructureKey& key, std::shared_ptr<const MessageStructure> value);
     // Drops every entry of one mailbox of `owner` (e.g. it was deleted). Linear in size().
     void erase_mailbox(std::string_view owner, std::uint64_t mailbox);
+    // Changes the budget (configuration), evicting at once what no longer fits; 0 keeps
+    // nothing.
+    void set_max_bytes(std::size_t max_bytes) {
+        max_bytes_ = max_bytes;
+        evict();
+    }
 
     std::size_t bytes() const { return bytes_; }
     std::size_t size() const { return map_.size(); }

@@ -106,6 +106,8 @@ std::string_view to_string(RespCode c) {
         return "OVERQUOTA";
     case RespCode::Parse:
         return "PARSE";
+    case RespCode::BadCharset:
+        return "BADCHARSET";
     case RespCode::PermanentFlags:
         return "PERMANENTFLAGS";
     case RespCode::PrivacyRequired:

@@ -42,6 +42,7 @@ constexpr std::string_view to_string(RespStatus s) {
 enum class RespCode {
     None,                 // no code
     Alert,                // ALERT
+    BadCharset,           // BADCHARSET [(<charsets>)]
     AlreadyExists,        // ALREADYEXISTS
     AuthenticationFailed, // AUTHENTICATIONFAILED
     Cannot,               // CANNOT

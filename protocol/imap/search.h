@@ -76,6 +76,9 @@ struct SearchArgs {
     bool uid = false;
     std::optional<SearchReturn> ret; // RETURN (...) given: answer with ESEARCH
     SearchKey key;                   // an And of the top-level keys
+    // CHARSET other than UTF-8/US-ASCII: the keys parsed, but the answer is
+    // NO [BADCHARSET (UTF-8 US-ASCII)] (RFC 3501 6.4.4).
+    bool unsupported_charset = false;
 };
 
 // A message's bytes and its MIME structure, which points into `bytes`: build it in place

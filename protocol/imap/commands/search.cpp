@@ -32,6 +32,11 @@ SearchMessage search_message(const MessageMeta& m, std::size_t index) {
 } // namespace
 
 void Session::exec_search(const Command& cmd, const SearchArgs& args) {
+    if (args.unsupported_charset) {
+        finish(cmd.tag, RespStatus::No, {RespCode::BadCharset, "(UTF-8 US-ASCII)"},
+               "Unsupported charset");
+        return;
+    }
     auto& sel = std::get<Selected>(state_);
     auto hold = sel.snapshot.messages; // stays valid whatever the loop does
     const MessageIndex& msgs = *hold;

@@ -288,8 +288,7 @@ Parsed<CommandArgs> parse_search(ArgCursor& args, bool uid) {
         auto cs = args.astring();
         if (!cs)
             return tl::unexpected(cs.error());
-        if (!iequals(*cs, "UTF-8") && !iequals(*cs, "US-ASCII"))
-            return parse_error("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+        out.unsupported_charset = !iequals(*cs, "UTF-8") && !iequals(*cs, "US-ASCII");
     }
     out.key.kind = SearchKind::And;
     while (!args.at_end()) {

@@ -637,9 +637,17 @@ imap:
   allow_plaintext_auth: true
   login_delay: 100ms
   login_delay_max: 2s
+  timeouts: {tls_handshake: 5s, login: 2m, autologout: 45m}
+  limits:
+    max_line_pre_auth: 4KiB
+    max_line: 100000
+    max_bad_commands_pre_auth: 2
+    max_bad_commands: 50
+    max_connections: 500
+  structure_cache: 8MiB
 admin: {listen: "127.0.0.1:9143"}
 log: {level: debug, format: json}
-poll: {max_connections: 4}
+poll: {max_connections: 4, connect_timeout: 10s, read_timeout: 2m, token_command_timeout: 5s}
 )");
     auto r = load_daemon_config(file);
     if (!r) {
@@ -656,7 +664,14 @@ poll: {max_connections: 4}
     expected.imap.login_delay_max = std::chrono::seconds(2);
     expected.admin.listen = Endpoint{"127.0.0.1", 9143};
     expected.log = {LogLevel::Debug, LogFormat::Json};
+    expected.imap.timeouts = {std::chrono::seconds(5), std::chrono::minutes(2),
+                              std::chrono::minutes(45)};
+    expected.imap.limits = {4096, 100000, 2, 50, 500};
+    expected.imap.structure_cache = 8 * 1024 * 1024;
     expected.poll.max_connections = 4;
+    expected.poll.connect_timeout = std::chrono::seconds(10);
+    expected.poll.read_timeout = std::chrono::minutes(2);
+    expected.poll.token_command_timeout = std::chrono::seconds(5);
     expected.source_file = file.string();
     CHECK(*r == expected);
 }
@@ -678,6 +693,19 @@ TEST_CASE("minimal daemon file gets the defaults", "[config]") {
     CHECK(r->log.level == LogLevel::Info);
     CHECK(r->log.format == LogFormat::Text);
     CHECK(r->poll.max_connections == 8);
+    // DESIGN.md "Bad input" values.
+    CHECK(r->imap.timeouts.tls_handshake == std::chrono::seconds(10));
+    CHECK(r->imap.timeouts.login == std::chrono::seconds(60));
+    CHECK(r->imap.timeouts.autologout == std::chrono::minutes(31));
+    CHECK(r->imap.limits.max_line_pre_auth == 8 * 1024);
+    CHECK(r->imap.limits.max_line == 64 * 1024);
+    CHECK(r->imap.limits.max_bad_commands_pre_auth == 3);
+    CHECK(r->imap.limits.max_bad_commands == 20);
+    CHECK(r->imap.limits.max_connections == 20000);
+    CHECK(r->imap.structure_cache == 32 * 1024 * 1024);
+    CHECK(r->poll.connect_timeout == std::chrono::seconds(30));
+    CHECK(r->poll.read_timeout == std::chrono::seconds(60));
+    CHECK(r->poll.token_command_timeout == std::chrono::seconds(30));
 }
 
 TEST_CASE("bad daemon files: exact diagnostics", "[config]") {
@@ -730,6 +758,35 @@ TEST_CASE("bad daemon files: exact diagnostics", "[config]") {
          "data_dir: /d\naccounts_dir: /a\nimap:\n  listen: 127.0.0.1:0\n"
          "  login_delay: 3s\n  login_delay_max: 2s\n",
          {"6:20: imap.login_delay_max: must not be below imap.login_delay (3s), got 2s"}},
+        {"limits and timeouts out of range, unknown keys",
+         "data_dir: /d\naccounts_dir: /a\nimap:\n  listen: 127.0.0.1:0\n"
+         "  timeouts: {tls_handshake: 0, login: soon, autologout: 10m, idle: 5m}\n"
+         "  limits:\n"
+         "    max_line: 100\n"
+         "    max_line_pre_auth: 8 KB\n"
+         "    max_bad_commands: 0\n"
+         "    max_connections: lots\n"
+         "    max_literal: 1MB\n"
+         "  structure_cache: 32GiB\n"
+         "poll: {connect_timeout: 20m, read_timeout: 0s, token_command_timeout: 1.5s}\n",
+         {"5:29: imap.timeouts.tls_handshake: expected a duration between 1s and 1h, got 0s",
+          "5:39: imap.timeouts.login: expected a duration such as 90s, 5m, 2h, 14d or 1w, got "
+          "\"soon\"",
+          "5:57: imap.timeouts.autologout: expected a duration between 30m and 1d, got 10m "
+          "(RFC 3501 section 5.4 requires at least 30 minutes)",
+          "5:62: imap.timeouts.idle: unknown key, expected one of tls_handshake, login, "
+          "autologout",
+          "7:15: imap.limits.max_line: expected a size between 1KiB and 16MiB, got 100B",
+          "9:23: imap.limits.max_bad_commands: expected an integer between 1 and 1000, got \"0\"",
+          "10:22: imap.limits.max_connections: expected an integer between 1 and 1000000, got "
+          "\"lots\"",
+          "11:5: imap.limits.max_literal: unknown key, expected one of max_line_pre_auth, "
+          "max_line, max_bad_commands_pre_auth, max_bad_commands, max_connections",
+          "12:20: imap.structure_cache: expected a size between 0B and 16GiB, got 32GiB",
+          "13:25: poll.connect_timeout: expected a duration between 1s and 10m, got 20m",
+          "13:44: poll.read_timeout: expected a duration between 1s and 1h, got 0s",
+          "13:71: poll.token_command_timeout: expected a duration such as 90s, 5m, 2h, 14d or "
+          "1w, got \"1.5s\""}},
         {"syntax error",
          "data_dir: /d\n  accounts_dir: /a\n",
          {"2:15: YAML syntax error: illegal map value"}},

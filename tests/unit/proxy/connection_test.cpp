@@ -277,3 +277,115 @@ TEST_CASE("connection to a closed port reports the failure once", "[proxy][conne
     CHECK(client.close_reason.find("cannot connect") != std::string::npos);
     CHECK(uv_loop_close(&loop) == 0);
 }
+
+namespace {
+
+sockaddr_storage ip4(const char* ip, int port) {
+    sockaddr_storage ss{};
+    uv_ip4_addr(ip, port, reinterpret_cast<sockaddr_in*>(&ss));
+    return ss;
+}
+
+// A port on 127.0.0.1 that nothing listens on (bound, then closed).
+int closed_port(uv_loop_t* loop) {
+    uv_tcp_t probe;
+    uv_tcp_init(loop, &probe);
+    sockaddr_in addr{};
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    uv_tcp_bind(&probe, reinterpret_cast<sockaddr*>(&addr), 0);
+    sockaddr_in bound{};
+    int len = sizeof bound;
+    uv_tcp_getsockname(&probe, reinterpret_cast<sockaddr*>(&bound), &len);
+    uv_close(reinterpret_cast<uv_handle_t*>(&probe), nullptr);
+    uv_run(loop, UV_RUN_DEFAULT);
+    return ntohs(bound.sin_port);
+}
+
+} // namespace
+
+TEST_CASE("connect tries every address in order until one answers", "[proxy][connection]") {
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    int dead = closed_port(&loop);
+    ServerSide server;
+    Listener l;
+    l.server = &server;
+    uv_tcp_init(&loop, &l.tcp);
+    l.tcp.data = &l;
+    sockaddr_in addr{};
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    REQUIRE(uv_tcp_bind(&l.tcp, reinterpret_cast<sockaddr*>(&addr), 0) == 0);
+    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&l.tcp), 8, on_new_connection) == 0);
+    sockaddr_in bound{};
+    int len = sizeof bound;
+    uv_tcp_getsockname(&l.tcp, reinterpret_cast<sockaddr*>(&bound), &len);
+    int port = ntohs(bound.sin_port);
+
+    // A resolver answer whose first addresses fail: a refused one, an IPv6 address (::1 may
+    // refuse or be unavailable here: either way it must be skipped), then the live one.
+    std::vector<sockaddr_storage> addrs{ip4("127.0.0.1", dead)};
+    sockaddr_storage v6{};
+    uv_ip6_addr("::1", dead, reinterpret_cast<sockaddr_in6*>(&v6));
+    addrs.push_back(v6);
+    addrs.push_back(ip4("127.0.0.1", port));
+    ClientSide client;
+    uint64_t start = uv_now(&loop);
+    Connection::connect_addresses(&loop, "example.test", uint16_t(port), addrs, &client,
+                                  std::chrono::seconds(10));
+    uv_idle_t idle;
+    uv_idle_init(&loop, &idle);
+    struct Ctx {
+        ClientSide* client;
+        Listener* l;
+    } ctx{&client, &l};
+    idle.data = &ctx;
+    uv_idle_start(&idle, [](uv_idle_t* h) {
+        auto* x = static_cast<Ctx*>(h->data);
+        if (x->client->closed) {
+            uv_close(reinterpret_cast<uv_handle_t*>(&x->l->tcp), nullptr);
+            uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
+        }
+    });
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(client.received == "echo:hello");
+    CHECK(client.close_reason == "done");
+    CHECK(uv_now(&loop) - start < 5000); // refusals move on at once, no timeout waited
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+TEST_CASE("connect: every address failing names each one; a silent one times out",
+          "[proxy][connection]") {
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    int dead = closed_port(&loop);
+    // Two refused addresses: both are tried and named, the first does not end the attempt.
+    ClientSide client;
+    uint64_t start = uv_now(&loop);
+    Connection::connect_addresses(&loop, "example.test", uint16_t(dead),
+                                  {ip4("127.0.0.1", dead), ip4("127.0.0.1", dead)}, &client,
+                                  std::chrono::seconds(2));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(client.closed);
+    INFO(client.close_reason);
+    std::string addr = "127.0.0.1:" + std::to_string(dead);
+    CHECK(client.close_reason.rfind(
+              "cannot connect to example.test:" + std::to_string(dead) + ": " + addr + " ", 0) ==
+          0);
+    CHECK(client.close_reason.find("; " + addr + " ") != std::string::npos);
+    CHECK(uv_now(&loop) - start < 2500);
+
+    // No address at all, and a deadline that passes while an address does not answer:
+    // 192.0.2.1 (TEST-NET-1) is unroutable; a sandbox may refuse it at once instead.
+    ClientSide none;
+    Connection::connect_addresses(&loop, "empty.test", 1, {}, &none, std::chrono::seconds(1));
+    ClientSide silent;
+    start = uv_now(&loop);
+    Connection::connect_addresses(&loop, "silent.test", 9, {ip4("192.0.2.1", 9)}, &silent,
+                                  std::chrono::seconds(1));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(none.close_reason == "cannot connect to empty.test:1: no IPv4 or IPv6 address");
+    CHECK(silent.closed);
+    CHECK(silent.close_reason.rfind("cannot connect to silent.test:9: ", 0) == 0);
+    CHECK(uv_now(&loop) - start < 1800); // the connect timeout, not the kernel's minutes
+    CHECK(uv_loop_close(&loop) == 0);
+}

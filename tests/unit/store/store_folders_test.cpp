@@ -189,3 +189,52 @@ TEST_CASE("subscriptions: persisted names, independent of folders", "[store]") {
     // Each user has their own list.
     CHECK(s->list_subscribed("bob")->size() == 6);
 }
+
+TEST_CASE("loading a user adds the default folders it lacks, keeping renamed roles", "[store]") {
+    TempDir dir;
+    {
+        // A user as an older version left it: no Sent, no Junk, the \Archive folder renamed,
+        // and a plain "Drafts" folder without the role.
+        auto s = open_store(options_for(dir));
+        auto all = s->list_folders("alice");
+        REQUIRE(all);
+        REQUIRE(s->delete_folder("alice", info(*all, "Sent").id));
+        REQUIRE(s->delete_folder("alice", info(*all, "Junk").id));
+        REQUIRE(s->delete_folder("alice", info(*all, "Drafts").id));
+        REQUIRE(s->rename_folder("alice", info(*all, "Archive").id, "Old mail"));
+        REQUIRE(s->create_folder("alice", "Drafts"));
+        REQUIRE(s->unsubscribe_name("alice", "Sent"));
+        REQUIRE(s->unsubscribe_name("alice", "Junk"));
+        CHECK(names_of(*s) == std::vector<std::string>{"Drafts", "INBOX", "Old mail", "Trash"});
+    }
+    auto check = [](Store& s) {
+        CHECK(names_of(s) ==
+              std::vector<std::string>{"Drafts", "INBOX", "Junk", "Old mail", "Sent", "Trash"});
+        auto all = s.list_folders("alice");
+        REQUIRE(all);
+        CHECK(info(*all, "Sent").special_use == SpecialUse::Sent);
+        CHECK(info(*all, "Junk").special_use == SpecialUse::Junk);
+        CHECK(info(*all, "Old mail").special_use == SpecialUse::Archive); // not re-added
+        CHECK(info(*all, "Drafts").special_use == SpecialUse::None);      // name taken: left
+        auto subs = s.list_subscribed("alice");
+        REQUIRE(subs);
+        CHECK(std::count(subs->begin(), subs->end(), "Sent") == 1);
+        CHECK(std::count(subs->begin(), subs->end(), "Junk") == 1);
+    };
+    std::vector<std::string> warnings;
+    StoreOptions o = options_for(dir);
+    o.log = [&](std::string_view m) { warnings.emplace_back(m); };
+    {
+        auto s = open_store(o);
+        check(*s);
+    }
+    CHECK(std::count_if(warnings.begin(), warnings.end(), [](const std::string& w) {
+              return w.find("created missing default folder") != std::string::npos;
+          }) == 2);
+    // Loaded again: nothing more is created, UIDVALIDITYs stay.
+    auto s = open_store(options_for(dir));
+    auto before = s->list_folders("alice");
+    REQUIRE(before);
+    check(*s);
+    CHECK(before->size() == 6);
+}

@@ -306,8 +306,14 @@ TEST_CASE("commands: SEARCH keys and ESEARCH", "[imap][commands]") {
         {"k SEARCH ON 29-Feb-2024\r\n", "* SEARCH 1 2 3\r\nk OK SEARCH completed\r\n"},
         {"l SEARCH HEADER To \"\"\r\n", "* SEARCH 3\r\nl OK SEARCH completed\r\n"},
         {"m SEARCH CHARSET UTF-8 KEYWORD $x\r\n", "* SEARCH\r\nm OK SEARCH completed\r\n"},
+        // RFC 3501 6.4.4: an unsupported charset is NO [BADCHARSET], not BAD.
         {"n SEARCH CHARSET KOI8-R ALL\r\n",
-         "n BAD [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset\r\n"},
+         "n NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset\r\n"},
+        {"n2 UID SEARCH CHARSET \"ISO-8859-1\" TEXT x\r\n",
+         "n2 NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset\r\n"},
+        {"n3 SEARCH CHARSET us-ascii ALL\r\n", "* SEARCH 1 2 3\r\nn3 OK SEARCH completed\r\n"},
+        // The keys are still checked: a syntax error stays BAD.
+        {"n4 SEARCH CHARSET KOI8-R NOSUCHKEY\r\n", "n4 BAD Unknown search key NOSUCHKEY\r\n"},
         {"o SEARCH RETURN (MIN MAX COUNT ALL) NOT DELETED\r\n",
          "* ESEARCH (TAG \"o\") MIN 1 MAX 3 ALL 1:3 COUNT 3\r\no OK SEARCH completed\r\n"},
         {"p UID SEARCH RETURN () ALL\r\n",
