@@ -36,6 +36,7 @@ POPBRIDGE_CRASH_LOOPS=<n>; POPBRIDGE_CRASH_SEED=<n> replays a run.
 from __future__ import annotations
 
 import base64
+import contextlib
 import imaplib
 import os
 import random
@@ -157,6 +158,41 @@ class CrashLoopBase(unittest.TestCase):
         harness.log(f"crash loop seed {SEED} (replay: POPBRIDGE_CRASH_SEED={SEED}), {LOOPS} loops")
         self.rng = random.Random(SEED ^ zlib.crc32(self.id().encode()))
 
+    def start_and_kill_when_busy(self, pb, tmp_dir: Path, timeout: float = 10.0) -> bool:
+        """Starts popbridge and SIGKILLs it as soon as tmp_dir holds a file (a message being
+        downloaded or committed). True if that happened within `timeout`; the caller still
+        calls pb.kill9() to reap it (or to kill it if tmp/ never filled)."""
+        fired = threading.Event()
+        done = threading.Event()
+        skip = self.rng.randrange(0, 4)  # which sighting to act on: spread over the ingest
+
+        def watch() -> None:
+            seen = 0
+            end = time.monotonic() + timeout
+            while not done.is_set() and time.monotonic() < end:
+                proc = pb.proc
+                if proc is None:
+                    continue
+                with contextlib.suppress(FileNotFoundError), os.scandir(tmp_dir) as entries:
+                    if any(True for _ in entries):
+                        seen += 1
+                        if seen > skip:
+                            proc.kill()
+                            fired.set()
+                            return
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            pb.start()
+        except RuntimeError:
+            if not fired.is_set():
+                raise
+        fired.wait(timeout)
+        done.set()
+        watcher.join()
+        return fired.is_set()
+
 
 # --------------------------------------------------------------------------
 # a. ingest crash loop
@@ -199,7 +235,8 @@ class IngestCrashLoop(CrashLoopBase):
         uid_of: dict[str, int] = {}  # Message-ID -> UID, fixed once seen
         upstream_missing: set[str] = set()
         kills = 0
-        progress: list[int] = []  # messages stored at each restart
+        busy_kills = 0  # kills that landed while tmp/ held a file
+        progress: list[int] = []  # messages stored at each checked restart
 
         def check_store(where: str) -> dict:
             nonlocal uidvalidity, uidnext
@@ -239,11 +276,18 @@ class IngestCrashLoop(CrashLoopBase):
             messages += more
             by_id.update((message_id(m), m) for m in more)
             dovecot.add_messages(more)
-            pb.start()
             where = f"loop {loop} (seed {SEED})"
-            seen = check_store(where)
-            progress.append(len(seen))
-            time.sleep(self.rng.uniform(0, 0.3))
+            if loop % 2 == 1:
+                # Kill mid-ingest whatever the machine's speed: the moment a download or a
+                # group commit has a file in tmp/ (a random delay after the greeting can miss
+                # a fast ingest altogether).
+                if self.start_and_kill_when_busy(pb, inbox / "tmp"):
+                    busy_kills += 1
+            else:
+                pb.start()
+                seen = check_store(where)
+                progress.append(len(seen))
+                time.sleep(self.rng.uniform(0, 0.3))  # a random moment, not a wait for a state
             pb.kill9()
             kills += 1
             if same_pid:
@@ -278,7 +322,9 @@ class IngestCrashLoop(CrashLoopBase):
                                                   f"{len(messages)} indexed messages")
         log = pb.log_since(0)
         recoveries = re.findall(r"store: (?:recovered|removed|rolled|truncated|finished).*", log)
-        harness.log(f"{kills} kills; recovery log lines: {len(recoveries)}; e.g. {recoveries[:3]}")
+        harness.log(f"{kills} kills, {busy_kills} with a file in tmp/; recovery log lines: "
+                    f"{len(recoveries)}; e.g. {recoveries[:3]}")
+        self.assertGreater(busy_kills, 0, "no kill landed mid-ingest: the test did not test it")
         self.assertTrue(recoveries, "no recovery in the daemon log after "
                                     f"{kills} kills mid-ingest")
 
@@ -680,9 +726,17 @@ class CompactionCrashLoop(CrashLoopBase):
                     pb.kill9()
                     return True
 
-            def watch() -> None:  # kill while the compaction file exists
+            start_inode = index_file.stat().st_ino
+            let_finish = loop % 2 == 1  # every other loop, kill only after a compaction completed
+
+            def watch() -> None:  # kill while the compaction file exists, or right after it
                 while not stop_watch.is_set() and not killed.is_set():
-                    if compact_file.exists():
+                    if let_finish:
+                        with contextlib.suppress(FileNotFoundError):
+                            if index_file.stat().st_ino != start_inode:
+                                kill()
+                                return
+                    elif compact_file.exists():
                         if kill():
                             hit.append(True)
                         return
