@@ -714,7 +714,9 @@ Result<Ticket> Store::queue_copy(std::string_view user, FolderId source, std::sp
         auto proj = src.projected.find(uid);
         c.flags = proj != src.projected.end() ? proj->second.flags : m->flags;
         c.keywords = proj != src.projected.end() ? proj->second.keywords : m->keywords;
-        c.commit_time = t_now;
+        // A move keeps the download time: keep_on_server durations count from it, and a
+        // reload must give the ledger the same time as memory does.
+        c.commit_time = move ? m->commit_time : t_now;
         c.file_name = base + ",S=" + std::to_string(c.size) + ":2,";
         if (move) {
             c.origin = m->origin; // the ledger follows the message

@@ -121,8 +121,16 @@ TEST_CASE("add_origin_alias: the alias follows the message through move and expu
     TempDir dir;
     FolderId work = 0;
     std::int64_t commit_time = 0;
+    // A clock that moves 10 s per reading, so the move happens at a later time than the
+    // download: the moved message must keep its download time, in memory and after reload.
+    auto clock = std::make_shared<std::int64_t>(1'700'000'000);
+    auto ticking = [&] {
+        StoreOptions o = options_for(dir);
+        o.clock = [clock] { return *clock += 10; };
+        return o;
+    };
     {
-        auto s = open_store(options_for(dir));
+        auto s = open_store(ticking());
         REQUIRE(ingest(*s, "alice", message_body(1), "isp", "U1"));
         REQUIRE(ingest(*s, "alice", message_body(2), "isp", "U2"));
         // Not committed yet: no alias of it.
@@ -177,9 +185,10 @@ TEST_CASE("add_origin_alias: the alias follows the message through move and expu
             CHECK(entry_of(o, k)->folder == work);
             CHECK(entry_of(o, k)->uid == 1);
             CHECK_FALSE(entry_of(o, k)->expunged);
+            CHECK(entry_of(o, k)->commit_time == commit_time);
         }
     }
-    auto s = open_store(options_for(dir));
+    auto s = open_store(ticking());
     auto o = origins(*s);
     REQUIRE(o.size() == 4);
     CHECK(entry_of(o, "N1")->folder == work);
@@ -192,7 +201,7 @@ TEST_CASE("add_origin_alias: the alias follows the message through move and expu
     // Deleting the folder retires the entries; the aliases stay known and expunged.
     REQUIRE(s->delete_folder("alice", work));
     s.reset();
-    s = open_store(options_for(dir));
+    s = open_store(ticking());
     CHECK(s->has_origin("alice", "isp", "N1"));
     REQUIRE(entry_of(origins(*s), "N1"));
     CHECK(entry_of(origins(*s), "N1")->expunged);
