@@ -75,15 +75,22 @@ Connection::~Connection() {
     note_connection_freed();
 }
 
-Connection* Connection::connect(uv_loop_t* loop, const std::string& host, uint16_t port,
-                                ConnectionHandler* handler,
-                                std::chrono::milliseconds connect_timeout) {
+Connection* Connection::outgoing(uv_loop_t* loop, const std::string& host, uint16_t port,
+                                 ConnectionHandler* handler,
+                                 std::chrono::milliseconds connect_timeout) {
     auto* c = new Connection(loop);
     c->handler_ = handler;
     c->connect_host_ = host;
     c->connect_port_ = port;
     c->remote_ = host + ":" + std::to_string(port);
     c->start_connect_timer(connect_timeout);
+    return c;
+}
+
+Connection* Connection::connect(uv_loop_t* loop, const std::string& host, uint16_t port,
+                                ConnectionHandler* handler,
+                                std::chrono::milliseconds connect_timeout) {
+    Connection* c = outgoing(loop, host, port, handler, connect_timeout);
     auto* req = new uv_getaddrinfo_t{};
     req->data = c;
     addrinfo hints{};
@@ -105,12 +112,7 @@ Connection* Connection::connect_addresses(uv_loop_t* loop, const std::string& ho
                                           std::vector<sockaddr_storage> addresses,
                                           ConnectionHandler* handler,
                                           std::chrono::milliseconds connect_timeout) {
-    auto* c = new Connection(loop);
-    c->handler_ = handler;
-    c->connect_host_ = host;
-    c->connect_port_ = port;
-    c->remote_ = host + ":" + std::to_string(port);
-    c->start_connect_timer(connect_timeout);
+    Connection* c = outgoing(loop, host, port, handler, connect_timeout);
     c->begin_attempts(std::move(addresses));
     return c;
 }

@@ -124,6 +124,11 @@ private:
 
     // Connect phase: a timer bounding resolution and each attempt, then one attempt per
     // address in addrs_ (a failed attempt closes tcp_ and re-creates it for the next).
+    // A new outgoing connection to host:port, its connect timer running (connect()'s and
+    // connect_addresses()' common start).
+    static Connection* outgoing(uv_loop_t* loop, const std::string& host, uint16_t port,
+                                ConnectionHandler* handler,
+                                std::chrono::milliseconds connect_timeout);
     void start_connect_timer(std::chrono::milliseconds timeout);
     void begin_attempts(std::vector<sockaddr_storage> addresses);
     void try_next_address();
