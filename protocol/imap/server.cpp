@@ -383,6 +383,16 @@ void Session::storage_failure(std::string_view tag, const Error& err, std::strin
     }
 }
 
+// APPEND / COPY / MOVE into a mailbox that does not exist: RFC 3501 6.3.11 and 6.4.7 want
+// NO [TRYCREATE] so the client can CREATE it and retry.
+void Session::destination_failure(std::string_view tag, const Error& err,
+                                  std::string_view fallback) {
+    if (err.code == StorageErrc::NotFound)
+        finish(tag, RespStatus::No, {RespCode::TryCreate, {}}, "Mailbox does not exist");
+    else
+        storage_failure(tag, err, fallback);
+}
+
 // IDLE's "DONE" and AUTHENTICATE's response are lines, not commands.
 bool Session::line_mode_step() {
     auto nl = input_.find('\n', input_pos_);

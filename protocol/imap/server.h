@@ -229,6 +229,7 @@ private:
     std::string flags_fetch_data(std::size_t index, bool with_uid) const;
     std::string flags_fetch_data(std::size_t index, const MessageMeta& m, bool with_uid) const;
     void storage_failure(std::string_view tag, const Error& err, std::string_view fallback);
+    void destination_failure(std::string_view tag, const Error& err, std::string_view fallback);
 
     Backend& backend_;
     SessionConfig config_;

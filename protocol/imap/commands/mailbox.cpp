@@ -309,11 +309,7 @@ void Session::exec_append(const Command& cmd, AppendArgs args) {
                         if (alive.expired() || !busy_)
                             return;
                         if (!r) {
-                            if (r.error().code == StorageErrc::NotFound)
-                                finish(tag, RespStatus::No, {RespCode::TryCreate, {}},
-                                       "Mailbox does not exist");
-                            else
-                                storage_failure(tag, r.error(), "APPEND failed");
+                            destination_failure(tag, r.error(), "APPEND failed");
                         } else {
                             finish(tag, RespStatus::Ok,
                                    {RespCode::AppendUid,

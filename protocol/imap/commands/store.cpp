@@ -204,11 +204,7 @@ void Session::exec_copy(const Command& cmd, const CopyArgs& args) {
             if (alive.expired() || !busy_)
                 return;
             if (!r) {
-                if (r.error().code == StorageErrc::NotFound)
-                    finish(tag, RespStatus::No, {RespCode::TryCreate, {}},
-                           "Mailbox does not exist");
-                else
-                    storage_failure(tag, r.error(), std::string(verb) + " failed");
+                destination_failure(tag, r.error(), std::string(verb) + " failed");
                 after_async();
                 return;
             }
