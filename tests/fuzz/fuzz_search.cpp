@@ -315,8 +315,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(out.find("* ESEARCH") == std::string::npos);
         return 0;
     }
-    FUZZ_CHECK(out.find("a OK") != std::string::npos);
     const SearchArgs& args = std::get<SearchArgs>(cmd->args);
+    if (args.unsupported_charset) { // RFC 3501 6.4.4: NO [BADCHARSET], no results
+        FUZZ_CHECK(out.find("a NO [BADCHARSET") != std::string::npos);
+        FUZZ_CHECK(out.find("* SEARCH") == std::string::npos);
+        FUZZ_CHECK(out.find("* ESEARCH") == std::string::npos);
+        return 0;
+    }
+    FUZZ_CHECK(out.find("a OK") != std::string::npos);
     std::size_t at = out.find(args.ret ? "* ESEARCH " : "* SEARCH");
     FUZZ_CHECK(at != std::string::npos);
     std::string_view resp(out);
