@@ -177,8 +177,8 @@ std::optional<std::int64_t> parse_rfc5322_date_days(std::string_view v) {
     return days_from_civil(y, month, *day);
 }
 
-bool search_needs_body(const SearchKey& key) {
-    switch (key.kind) {
+bool search_key_reads_content(SearchKind kind) {
+    switch (kind) {
     case SearchKind::Header:
     case SearchKind::Body:
     case SearchKind::Text:
@@ -187,9 +187,14 @@ bool search_needs_body(const SearchKey& key) {
     case SearchKind::SentSince:
         return true;
     default:
-        return std::any_of(key.children.begin(), key.children.end(),
-                           [](const SearchKey& k) { return search_needs_body(k); });
+        return false;
     }
+}
+
+bool search_needs_body(const SearchKey& key) {
+    return search_key_reads_content(key.kind) ||
+           std::any_of(key.children.begin(), key.children.end(),
+                       [](const SearchKey& k) { return search_needs_body(k); });
 }
 
 bool search_uses_modseq(const SearchKey& key) {

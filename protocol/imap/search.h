@@ -113,6 +113,9 @@ struct SearchScope {
 void resolve_search_sets(SearchKey& key, const SearchScope& scope);
 // Unresolved sets are resolved on the fly (slower: once per message).
 bool search_matches(const SearchKey& key, const SearchMessage& msg, const SearchScope& scope);
+// True when this key itself (children aside) reads the message bytes: header or text search,
+// SENT* dates.
+bool search_key_reads_content(SearchKind kind);
 // True when some key needs the message bytes (header or text search or SENT* dates).
 bool search_needs_body(const SearchKey& key);
 // True when the key uses MODSEQ (the response then carries "(MODSEQ n)").

@@ -5,6 +5,7 @@
 
 #include "protocol/imap/flags.h"
 #include "protocol/imap/parse/parse.h"
+#include "protocol/imap/search.h"
 
 namespace popbridge::protocol::imap {
 
@@ -20,18 +21,8 @@ constexpr std::size_t kMaxSearchContentKeys = 64;
 
 void count_keys(const SearchKey& k, std::size_t& keys, std::size_t& content) {
     ++keys;
-    switch (k.kind) {
-    case SearchKind::Header:
-    case SearchKind::Body:
-    case SearchKind::Text:
-    case SearchKind::SentBefore:
-    case SearchKind::SentOn:
-    case SearchKind::SentSince:
+    if (search_key_reads_content(k.kind))
         ++content;
-        break;
-    default:
-        break;
-    }
     for (const SearchKey& c : k.children)
         count_keys(c, keys, content);
 }
