@@ -69,13 +69,10 @@ void on_new_connection(uv_stream_t* s, int status) {
         c->start_tls_server(l->server->tls);
 }
 
-// Runs one client/server exchange to completion; returns when both sides closed.
-void run_exchange(ServerSide& server, ClientSide& client) {
-    uv_loop_t loop;
-    REQUIRE(uv_loop_init(&loop) == 0);
-    Listener l;
+// Listens on 127.0.0.1 with an ephemeral port for `server`; returns the port.
+int listen_loopback(uv_loop_t* loop, Listener& l, ServerSide& server) {
     l.server = &server;
-    uv_tcp_init(&loop, &l.tcp);
+    uv_tcp_init(loop, &l.tcp);
     l.tcp.data = &l;
     sockaddr_in addr{};
     uv_ip4_addr("127.0.0.1", 0, &addr);
@@ -84,7 +81,15 @@ void run_exchange(ServerSide& server, ClientSide& client) {
     sockaddr_in bound{};
     int len = sizeof bound;
     uv_tcp_getsockname(&l.tcp, reinterpret_cast<sockaddr*>(&bound), &len);
-    int port = ntohs(bound.sin_port);
+    return ntohs(bound.sin_port);
+}
+
+// Runs one client/server exchange to completion; returns when both sides closed.
+void run_exchange(ServerSide& server, ClientSide& client) {
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    Listener l;
+    int port = listen_loopback(&loop, l, server);
 
     Connection::connect(&loop, client.host, uint16_t(port), &client);
     // Close the listener once the client is done so the loop can end.
@@ -309,17 +314,7 @@ TEST_CASE("connect tries every address in order until one answers", "[proxy][con
     int dead = closed_port(&loop);
     ServerSide server;
     Listener l;
-    l.server = &server;
-    uv_tcp_init(&loop, &l.tcp);
-    l.tcp.data = &l;
-    sockaddr_in addr{};
-    uv_ip4_addr("127.0.0.1", 0, &addr);
-    REQUIRE(uv_tcp_bind(&l.tcp, reinterpret_cast<sockaddr*>(&addr), 0) == 0);
-    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&l.tcp), 8, on_new_connection) == 0);
-    sockaddr_in bound{};
-    int len = sizeof bound;
-    uv_tcp_getsockname(&l.tcp, reinterpret_cast<sockaddr*>(&bound), &len);
-    int port = ntohs(bound.sin_port);
+    int port = listen_loopback(&loop, l, server);
 
     // A resolver answer whose first addresses fail: a refused one, an IPv6 address (::1 may
     // refuse or be unavailable here: either way it must be skipped), then the live one.
